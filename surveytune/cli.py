@@ -1,0 +1,213 @@
+"""The command line: argument parsing only; every command calls the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .items import DataError, DataWarning, atomic_write_text
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate how populations answer surveys with fine-tuned language models.")
+data_app = typer.Typer(no_args_is_help=True, help="Check survey files and build splits.")
+app.add_typer(data_app, name="data")
+
+DEFAULT_DATA_DIR = Path("../shared/data")
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder with the shared survey data.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name, local path, or the "
+                                                       "embedded 'smollm2-135m-instruct'.")]
+AdapterOpt = Annotated[Optional[Path], typer.Option(help="Folder written by 'surveytune train'.")]
+DtypeOpt = Annotated[str, typer.Option(help="float32 (default, exact) or bfloat16 (faster, "
+                                            "shifts probabilities by up to ~0.1).")]
+ChatOpt = Annotated[Optional[bool], typer.Option(
+    "--chat/--no-chat", help="Wrap prompts in the chat template (default: if the model has one).")]
+TemplateOpt = Annotated[Optional[Path], typer.Option(help="JSON prompt template to use instead "
+                                                          "of the paper's.")]
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+
+
+def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
+               template: Path | None, batch_size: int):
+    from .prompts import PromptTemplate
+    from .simulator import Simulator
+
+    return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat, batch_size=batch_size,
+                          template=None if template is None else PromptTemplate.from_file(template))
+
+
+@data_app.command("check")
+def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl, csv, "
+               "wvs-unified, paper-json, goqa or gss.")] = "auto", as_json: JsonFlag = False):
+    """Validate a survey file and say what it holds."""
+    from .loaders import load_items
+    from .study import describe
+
+    items = load_items(file, format=format)
+    info = {"file": str(file), **describe(items),
+            "options": sorted({i.n_options for i in items}),
+            "population_kinds": sorted({i.population_kind for i in items}),
+            "survey_names": sorted({i.survey for i in items})}
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    typer.echo(f"{file}: OK — {info['items']} items, {info['populations']} populations, "
+               f"{info['questions']} questions, {info['surveys']} survey(s) "
+               f"({', '.join(info['survey_names'])}); options per item "
+               f"{min(info['options'])}-{max(info['options'])}; "
+               f"populations are {', '.join(info['population_kinds'])}")
+
+
+@data_app.command("splits")
+def data_splits(out: Annotated[Path, typer.Option(help="Folder for the split files.")],
+                data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False):
+    """Write train, valid, test_1..test_7 and goqa as canonical JSONL files."""
+    from .items import write_jsonl
+    from .study import study_splits
+
+    splits = study_splits(data_dir)  # everything is loaded and checked before writing
+    for name, items in splits.items():
+        write_jsonl(items, out / f"{name}.jsonl")
+    counts = {name: len(items) for name, items in splits.items()}
+    typer.echo(json.dumps(counts) if as_json else
+               "\n".join(f"{out / (name + '.jsonl')}: {n} items" for name, n in counts.items()))
+
+
+@app.command()
+def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the results JSON here.")]
+              = None, data_dir: DataDir = DEFAULT_DATA_DIR,
+              ceiling_n: Annotated[int, typer.Option(help="Respondents per resample.")] = 1200,
+              seed: int = 0, as_json: JsonFlag = False):
+    """Score every baseline on every split (uniform, country-mean, country-mean-loo, ceiling)."""
+    from .baselines import evaluate_baselines
+    from .report import results_table
+    from .study import HAVE_TEST_ROWS, study_splits
+
+    rows = evaluate_baselines(study_splits(data_dir), ceiling_n=ceiling_n, seed=seed)
+    payload = {"results": rows, "note": HAVE_TEST_ROWS, "ceiling_n": ceiling_n, "seed": seed}
+    if out is not None:
+        _write_json(out, payload)
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        results_table(rows)
+
+
+@app.command()
+def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey file(s); each "
+             "file is one split named after the file.")],
+             out: Annotated[Path, typer.Option(help="Folder for metrics.json and "
+                                                    "predictions.jsonl.")],
+             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
+             dtype: DtypeOpt = "float32", chat: ChatOpt = None, template: TemplateOpt = None,
+             batch_size: int = 8, as_json: JsonFlag = False):
+    """Score a model (zero-shot, or fine-tuned with --adapter) on survey files."""
+    from .loaders import load_items
+    from .report import results_table
+
+    splits = {path.stem: load_items(path) for path in data}  # fail on bad data before loading
+    sim = _simulator(model, adapter, dtype, chat, template, batch_size)
+    rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
+    payload = {"results": rows, "model": model, "adapter": None if adapter is None
+               else str(adapter), "dtype": dtype, "chat": sim.chat}
+    _write_json(out / "metrics.json", payload)
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        results_table(rows)
+        typer.echo(f"wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
+
+
+@app.command()
+def train(train: Annotated[Path, typer.Option("--train", help="Training survey file.")],
+          valid: Annotated[Path, typer.Option("--valid", help="Validation file: the "
+                                                             "checkpoint is chosen on it.")],
+          out: Annotated[Path, typer.Option(help="Run folder (re-run to resume).")],
+          model: ModelOpt = "smollm2-135m-instruct", dtype: DtypeOpt = "float32",
+          chat: ChatOpt = None, template: TemplateOpt = None,
+          method: Annotated[str, typer.Option(help="lora or full")] = "lora",
+          lora_r: int = 8, lora_alpha: int = 32, lora_dropout: float = 0.05,
+          target_modules: Annotated[str, typer.Option(help="Comma-separated module names, or "
+                                                           "all-linear.")] = "q_proj,v_proj",
+          loss: Annotated[str, typer.Option(help="kl, js, emd or ce")] = "kl",
+          lr: float = 1e-4, weight_decay: float = 0.0, batch_size: int = 8, grad_accum: int = 1,
+          epochs: float = 1.0, max_steps: Optional[int] = None,
+          max_minutes: Optional[float] = None, warmup_ratio: float = 0.05,
+          schedule: Annotated[str, typer.Option(help="cosine, linear or constant")] = "cosine",
+          max_grad_norm: float = 1.0,
+          eval_every: Annotated[int, typer.Option(help="Validate every N steps (and at 0 "
+                                                       "and the end).")] = 200,
+          eval_items: Annotated[Optional[int], typer.Option(help="Validate on a seeded "
+                                                             "subsample of this size.")] = None,
+          checkpoint_every: int = 25, seed: int = 0,
+          precision: Annotated[str, typer.Option(help="float32 or bf16-autocast")] = "float32",
+          as_json: JsonFlag = False):
+    """Fine-tune a model so its first-token answer distribution matches the training data."""
+    from .loaders import load_items
+    from .training import TrainConfig
+
+    config = TrainConfig(
+        method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+        target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
+        loss=loss, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
+        grad_accum=grad_accum, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
+        warmup_ratio=warmup_ratio, schedule=schedule, max_grad_norm=max_grad_norm,
+        eval_every=eval_every, eval_items=eval_items, checkpoint_every=checkpoint_every,
+        seed=seed, precision=precision)
+    train_items, valid_items = load_items(train), load_items(valid)
+    sim = _simulator(model, None, dtype, chat, template, batch_size)
+    result = sim.fit(train_items, valid_items, out, config)
+    summary = {"out": str(out), "adapter": str(out / "adapter"), "best_step": result.best_step,
+               "best_valid_loss": result.best_valid_loss, "steps_done": result.steps_done,
+               "total_steps": result.total_steps, "stopped_by": result.stopped_by}
+    typer.echo(json.dumps(summary) if as_json else
+               f"done: {result.steps_done}/{result.total_steps} steps ({result.stopped_by}); "
+               f"best valid loss {result.best_valid_loss:.4f} at step {result.best_step}; "
+               f"adapter in {out / 'adapter'}")
+
+
+@app.command()
+def predict(question: Annotated[str, typer.Option(help="The question text.")],
+            option: Annotated[list[str], typer.Option("--option", help="An answer option "
+                                                      "(repeat, in order).")],
+            country: Annotated[list[str], typer.Option("--country", help="A population "
+                                                       "(repeat).")],
+            model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
+            dtype: DtypeOpt = "float32", chat: ChatOpt = None, template: TemplateOpt = None,
+            as_json: JsonFlag = False):
+    """Predict the share of each population choosing each option."""
+    from .report import distribution_table
+
+    sim = _simulator(model, adapter, dtype, chat, template, 8)
+    table = sim.predict_question(question, option, country)
+    if as_json:
+        typer.echo(table.reset_index().to_json(orient="records"))
+    else:
+        distribution_table(table, title=question)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+    label = "warning" if issubclass(category, DataWarning) else category.__name__
+    print(f"{label}: {message}", file=sys.stderr)
+
+
+def main() -> None:
+    """Entry point: bad input ends with one line on stderr and exit code 2."""
+    from .models import ModelError
+
+    warnings.showwarning = _show_warning
+    warnings.filterwarnings("ignore", module="transformers")
+    try:
+        app()
+    except (DataError, ModelError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,210 @@
+"""The one item type of surveytune and the one place where bad input is refused.
+
+A :class:`SurveyItem` is one (survey, question, population) triple with the human answer
+distribution aligned to the ordered answer options. Every loader builds items through
+:func:`make_item`, so every input format is checked by the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import string
+import tempfile
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+LETTERS = string.ascii_uppercase
+"""Option letters, in order. An item may have at most ``len(LETTERS)`` options."""
+
+SUM_TOLERANCE = 0.05
+"""A distribution whose sum is further than this from 1 is refused; closer, it is renormalised."""
+
+ROUNDING_TOLERANCE = 1e-3
+"""Sums this close to 1 are rounding (shares printed to 4 decimals) and renormalised silently."""
+
+POPULATION_KINDS = ("country", "subgroup")
+
+
+class DataError(ValueError):
+    """Bad input, located by file, line and field. ``str()`` is a one-line message."""
+
+    def __init__(self, message: str, *, file: str | os.PathLike | None = None,
+                 line: int | None = None, field: str | None = None) -> None:
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.field = field
+        self.message = message
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = self.file or "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+        what = f" field '{self.field}':" if self.field else ""
+        return f"{where}:{what} {self.message}"
+
+
+class DataWarning(UserWarning):
+    """Input that was accepted after a repair (e.g. a renormalised distribution)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a record came from, for error messages."""
+
+    file: str | None = None
+    line: int | None = None
+
+    def error(self, message: str, field: str | None = None) -> DataError:
+        return DataError(message, file=self.file, line=self.line, field=field)
+
+
+@dataclass(frozen=True)
+class SurveyItem:
+    """One question asked of one population, with the population's answer shares."""
+
+    id: str
+    survey: str
+    question_id: str
+    question: str
+    options: tuple[str, ...]
+    distribution: tuple[float, ...]
+    population: str
+    population_kind: str = "country"
+    ordinal: bool = False
+    split: str | None = None
+    language: str = "en"
+    # Where the item was read from; not part of its identity or of the canonical format.
+    source: Source = field(default=Source(), compare=False, repr=False)
+
+    @property
+    def n_options(self) -> int:
+        return len(self.options)
+
+    @property
+    def letters(self) -> str:
+        return LETTERS[: len(self.options)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON record (the generic JSONL format)."""
+        record = asdict(self)
+        record.pop("source")
+        record["options"] = list(self.options)
+        record["distribution"] = list(self.distribution)
+        return record
+
+    def replace(self, **changes: Any) -> SurveyItem:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def _as_float(value: Any, source: Source, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise source.error(f"expected a number, got {value!r}", field)
+    try:
+        number = float(value)
+    except ValueError:
+        raise source.error(f"expected a number, got {value!r}", field) from None
+    if math.isnan(number) or math.isinf(number):
+        raise source.error(f"probability is {number}", field)
+    if number < 0:
+        raise source.error(f"negative probability {number}", field)
+    return number
+
+
+def check_distribution(values: Sequence[Any], n_options: int, source: Source,
+                       field: str = "distribution", scale: float = 1.0,
+                       tolerance: float = SUM_TOLERANCE) -> tuple[float, ...]:
+    """Validate a distribution and return it as fractions summing to exactly 1.
+
+    ``scale`` is 100 for percentages. Sums within ``tolerance`` of 1 are renormalised with a
+    :class:`DataWarning`; anything else (NaN, negatives, wrong length, far sums) raises.
+    """
+    if not isinstance(values, (list, tuple)):
+        raise source.error(f"expected a list of probabilities, got {type(values).__name__}", field)
+    if len(values) != n_options:
+        raise source.error(f"has {len(values)} probabilities for {n_options} options", field)
+    probs = [_as_float(v, source, f"{field}[{i}]") / scale for i, v in enumerate(values)]
+    total = sum(probs)
+    if abs(total - 1.0) > tolerance:
+        unit = "%" if scale == 100 else ""
+        raise source.error(
+            f"sums to {total * scale:.4g}{unit}, more than {tolerance * scale:g}{unit} from "
+            f"{scale:g}{unit}", field)
+    if abs(total - 1.0) > ROUNDING_TOLERANCE:
+        warnings.warn(f"{source.file}:{source.line}: {field} sums to {total:.4f}; renormalised",
+                      DataWarning, stacklevel=2)
+    return tuple(p / total for p in probs)
+
+
+def make_item(*, survey: str, question_id: Any, question: Any, options: Any,
+              distribution: Sequence[Any], population: Any, population_kind: str = "country",
+              ordinal: bool = False, split: str | None = None, language: str = "en",
+              id: str | None = None, source: Source = Source(), scale: float = 1.0,
+              distribution_field: str = "distribution") -> SurveyItem:
+    """Build a validated :class:`SurveyItem`; raise :class:`DataError` naming the bad field."""
+    for name, value in (("question", question), ("population", population)):
+        if not isinstance(value, str) or not value.strip():
+            raise source.error("missing or empty", name)
+    if question_id is None or str(question_id).strip() == "":
+        raise source.error("missing or empty", "question_id")
+    if not isinstance(options, (list, tuple)) or not options:
+        raise source.error("expected a non-empty list of option labels", "options")
+    for i, label in enumerate(options):
+        if not isinstance(label, str) or not label.strip():
+            raise source.error(f"option {i} is not a non-empty string: {label!r}", "options")
+    if len(options) < 2:
+        raise source.error("an item needs at least 2 options", "options")
+    if len(options) > len(LETTERS):
+        raise source.error(
+            f"{len(options)} options, more than the {len(LETTERS)} letters A-Z", "options")
+    if population_kind not in POPULATION_KINDS:
+        raise source.error(f"must be one of {', '.join(POPULATION_KINDS)}, got {population_kind!r}",
+                           "population_kind")
+    if not isinstance(ordinal, bool):
+        raise source.error(f"expected true or false, got {ordinal!r}", "ordinal")
+    dist = check_distribution(distribution, len(options), source, distribution_field, scale)
+    question_id = str(question_id)
+    return SurveyItem(
+        id=id if id is not None else f"{survey}:{question_id}:{population}",
+        survey=survey, question_id=question_id, question=question.strip(),
+        options=tuple(o.strip() for o in options), distribution=dist, population=population,
+        population_kind=population_kind, ordinal=ordinal, split=split, language=language,
+        source=source)
+
+
+def check_unique_ids(items: Iterable[SurveyItem]) -> None:
+    """Refuse two items with one id, naming where both came from."""
+    seen: dict[str, SurveyItem] = {}
+    for item in items:
+        if item.id in seen:
+            first = seen[item.id].source
+            raise item.source.error(
+                f"duplicate id {item.id!r} (first at {first.file}:{first.line})", "id")
+        seen[item.id] = item
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file so that readers see either the old content or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(items: Iterable[SurveyItem], path: str | os.PathLike) -> None:
+    """Write items in the canonical JSONL format, atomically."""
+    atomic_write_text(path, "".join(json.dumps(i.to_dict(), ensure_ascii=False) + "\n"
+                                    for i in items))

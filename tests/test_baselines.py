@@ -1,0 +1,144 @@
+"""Baselines on tiny synthetic items, and the published valid-split numbers on real data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surveytune.baselines import (
+    BASELINE_NAMES,
+    ceiling,
+    country_mean,
+    country_mean_loo,
+    evaluate_baselines,
+    uniform,
+)
+from surveytune.items import make_item
+from surveytune.metrics import METRIC_NAMES, between_population_similarity, result_rows
+
+
+def _item(qid: str, population: str, dist, split: str | None = None, survey: str = "toy"):
+    options = [f"opt{i}" for i in range(len(dist))]
+    return make_item(survey=survey, question_id=qid, question=f"Question {qid}?",
+                     options=options, distribution=list(dist), population=population,
+                     split=split)
+
+
+TRAIN = [
+    _item("q1", "A", [0.6, 0.4], "train"),
+    _item("q1", "B", [0.2, 0.8], "train"),
+    _item("q2", "A", [0.9, 0.1], "train"),
+    _item("q3", "A", [0.3, 0.3, 0.4], "train"),
+]
+
+
+def test_uniform():
+    preds = uniform([_item("q1", "X", [1, 0]), _item("q3", "X", [0.2, 0.3, 0.5])])
+    np.testing.assert_allclose(preds[0], [0.5, 0.5])
+    np.testing.assert_allclose(preds[1], [1 / 3] * 3)
+
+
+def test_country_mean_seen_question():
+    preds = country_mean(TRAIN, [_item("q1", "C", [0.5, 0.5]), _item("q3", "C", [1, 0, 0])])
+    np.testing.assert_allclose(preds[0], [0.4, 0.6])
+    np.testing.assert_allclose(preds[1], [0.3, 0.3, 0.4])
+
+
+def test_country_mean_fallback_for_unseen_question():
+    unseen_two = _item("q9", "C", [0.5, 0.5])
+    unseen_four = _item("q8", "C", [0.1, 0.2, 0.3, 0.4])
+    other_survey = _item("q1", "C", [0.5, 0.5], survey="other")  # same qid, other survey
+    preds = country_mean(TRAIN, [unseen_two, unseen_four, other_survey])
+    # mean of all 2-option training items: (.6+.2+.9)/3, (.4+.8+.1)/3
+    np.testing.assert_allclose(preds[0], [1.7 / 3, 1.3 / 3])
+    np.testing.assert_allclose(preds[1], [0.25] * 4)  # no 4-option training item: uniform
+    np.testing.assert_allclose(preds[2], [1.7 / 3, 1.3 / 3])
+
+
+def test_country_mean_refuses_option_count_mismatch():
+    with pytest.raises(ValueError, match="options"):
+        country_mean(TRAIN, [_item("q1", "C", [0.2, 0.3, 0.5])])
+
+
+def test_country_mean_loo():
+    items = [_item("q1", "A", [1.0, 0.0]), _item("q1", "B", [0.0, 1.0]),
+             _item("q1", "C", [0.5, 0.5]), _item("q2", "A", [0.9, 0.1])]
+    preds = country_mean_loo(items)
+    np.testing.assert_allclose(preds[0], [0.25, 0.75])
+    np.testing.assert_allclose(preds[1], [0.75, 0.25])
+    np.testing.assert_allclose(preds[2], [0.5, 0.5])
+    np.testing.assert_allclose(preds[3], [0.5, 0.5])  # only population: uniform
+
+
+def test_ceiling_seeded_and_close():
+    items = [_item("q1", "A", [0.6, 0.3, 0.1]), _item("q2", "A", [0.5, 0.5])]
+    first = ceiling(items, n=1200, seed=3)
+    again = ceiling(items, n=1200, seed=3)
+    other = ceiling(items, n=1200, seed=4)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other))
+    for pred, item in zip(first, items):
+        assert pred.sum() == pytest.approx(1.0)
+        np.testing.assert_allclose(pred * 1200, np.round(pred * 1200))  # counts out of 1200
+        np.testing.assert_allclose(pred, item.distribution, atol=0.08)
+    np.testing.assert_allclose(ceiling(items, n=10**7)[0], items[0].distribution, atol=1e-3)
+
+
+def test_evaluate_baselines_rows():
+    splits = {"train": TRAIN,
+              "valid": [_item("q1", "C", [0.4, 0.6], "valid"),
+                        _item("q1", "D", [0.5, 0.5], "valid"),
+                        _item("q7", "C", [0.2, 0.8], "valid")]}
+    rows = evaluate_baselines(splits, ceiling_n=500, seed=1)
+    assert [(r["method"], r["split"]) for r in rows] == [
+        (m, s) for m in BASELINE_NAMES for s in ("train", "valid")]
+    for row in rows:
+        assert list(row) == ["method", "split", "n", *METRIC_NAMES]
+        assert row["n"] == len(splits[row["split"]])
+    cm_valid = next(r for r in rows if r["method"] == "country-mean" and r["split"] == "valid")
+    expected = result_rows("country-mean", "valid", splits["valid"],
+                           country_mean(TRAIN, splits["valid"]))
+    assert cm_valid == expected
+    # modes: C [.4,.6] vs train mean [.4,.6] hit; D [.5,.5] (mode A) and q7 fallback miss
+    assert cm_valid["acc"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="train"):
+        evaluate_baselines({"valid": splits["valid"]})
+
+
+def _data_file() -> Path:
+    root = Path(os.environ.get("SURVEYTUNE_DATA_DIR", "/work/shared/data"))
+    return root / "wvs7_unified" / "wvs7_country_distributions.jsonl"
+
+
+def _wvs_valid_items():
+    items = []
+    with _data_file().open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if "valid" not in row["paper_splits"]:
+                continue
+            letters = [o["letter"] for o in row["options"]]
+            items.append(make_item(
+                survey="wvs7", question_id=str(row["qid"]),
+                question=row.get("question_text") or row["codebook_label"],
+                options=[o["label"] for o in row["options"]],
+                distribution=[row["dist"].get(letter, 0.0) for letter in letters],
+                population=row["country"], split="valid"))
+    return items
+
+
+@pytest.mark.skipif(not _data_file().exists(), reason="real WVS data not available")
+@pytest.mark.filterwarnings("ignore::surveytune.items.DataWarning")
+def test_real_valid_split_numbers():
+    items = _wvs_valid_items()
+    assert len(items) == 1586
+    uni = result_rows("uniform", "valid", items, uniform(items))
+    loo = result_rows("country-mean-loo", "valid", items, country_mean_loo(items))
+    assert uni["1-jsd"] == pytest.approx(0.664, abs=0.002)
+    assert loo["1-jsd"] == pytest.approx(0.812, abs=0.002)
+    assert between_population_similarity(items) == pytest.approx(0.748, abs=0.002)
