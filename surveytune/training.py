@@ -292,14 +292,15 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
         optimizer, num_warmup_steps=int(config.warmup_ratio * total_steps),
         num_training_steps=total_steps)
 
+    config_record = json.loads(json.dumps(asdict(config)))  # as it reads back from JSON
     state: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "best_valid_loss": None,
-                             "best_step": None, "history": [], "config": asdict(config),
+                             "best_step": None, "history": [], "config": config_record,
                              "fingerprint": fingerprint, "total_steps": total_steps}
     checkpoint = _existing_dir(out / "checkpoint")
     if checkpoint is not None:
         saved = json.loads((checkpoint / "state.json").read_text())
         if saved["fingerprint"] != fingerprint or saved["config"] != state["config"]:
-            raise RuntimeError(
+            raise ValueError(
                 f"{out} holds a run with another configuration or other data; "
                 "use a new output folder (or delete it to start over)")
         state = _load_checkpoint(checkpoint, model, optimizer)

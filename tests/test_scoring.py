@@ -1,0 +1,122 @@
+"""First-token scoring on a tiny random model: batching must not change any number."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from surveytune.models import LoadedModel, ModelError, letter_token_ids
+from surveytune.prompts import PAPER_EN, PromptTemplate, build_prompt
+from surveytune.scoring import (
+    encode,
+    left_pad,
+    length_batches,
+    reference_score_token_ids,
+    score_token_ids,
+)
+from surveytune.simulator import Simulator
+
+
+def test_paper_prompt_text(toy_items):
+    item = toy_items[0]
+    text = build_prompt(item)
+    assert text == (f"How would someone from {item.population} answer the following question:"
+                    f"\n\n{item.question} \nHere are the options: \n(A)option 0, (B)option 1"
+                    " If had to select one of the options, my answer would be (")
+
+
+def test_chat_prompt_puts_answer_prefix_in_assistant_turn(tiny_model_dir, toy_items):
+    loaded = LoadedModel.load(str(tiny_model_dir))
+    text = build_prompt(toy_items[0], loaded.tokenizer, chat=True)
+    assert text.startswith("<|user|>How would someone from Aland")
+    assert text.endswith("<|assistant|>If had to select one of the options, my answer would be (")
+
+
+def test_letter_ids_are_single_tokens(tiny_model_dir):
+    loaded = LoadedModel.load(str(tiny_model_dir))
+    ids = letter_token_ids(loaded.tokenizer, 26)
+    assert len(set(ids)) == 26
+    assert loaded.tokenizer.convert_ids_to_tokens(ids[:3]) == ["A", "B", "C"]
+
+
+def test_letter_check_fails_loudly_for_multi_token_letters():
+    class MergingTokenizer:  # "(A" becomes one token: first-token scoring is ill-defined
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [len(text)] if text.endswith("(") else [len(text) + 100]}
+
+    with pytest.raises(ModelError, match="not a single token"):
+        letter_token_ids(MergingTokenizer(), 3)
+
+
+def test_left_padding_positions():
+    batch = left_pad([[5, 6, 7], [8]], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2], [0, 0, 0]]
+
+
+def test_length_batches_cover_everything_once():
+    batches = length_batches([3, 9, 1, 7, 5], batch_size=2)
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+    assert batches[0] == [1, 3]  # longest first
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_efficient_scoring_matches_naive_full_logits(tiny_model_dir, toy_items, chat):
+    loaded = LoadedModel.load(str(tiny_model_dir))
+    prompts = [build_prompt(i, loaded.tokenizer, chat=chat) for i in toy_items]
+    ids = encode(loaded.tokenizer, prompts)
+    k = [i.n_options for i in toy_items]
+    pad = loaded.tokenizer.pad_token_id
+    fast = score_token_ids(loaded.model, ids, k, loaded.letter_ids, pad, batch_size=5,
+                           progress=False)
+    naive = reference_score_token_ids(loaded.model, ids, k, loaded.letter_ids, pad)
+    for item, a, b in zip(toy_items, fast, naive):
+        assert a.distribution.shape == (item.n_options,)
+        assert a.distribution.sum() == pytest.approx(1.0)
+        np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-5)
+        assert a.letter_mass == pytest.approx(b.letter_mass, abs=1e-5)
+        assert 0 < a.letter_mass < 1
+
+
+def test_batch_size_does_not_change_predictions(tiny_model_dir, toy_items):
+    sim = Simulator.load(str(tiny_model_dir), chat=False)
+    one = sim.predict(toy_items, progress=False)
+    sim.batch_size = 7
+    many = sim.predict(toy_items, progress=False)
+    for a, b in zip(one, many):
+        np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-6)
+
+
+def test_predict_question_table(tiny_model_dir):
+    sim = Simulator.load(str(tiny_model_dir))
+    table = sim.predict_question("Trust?", ["Yes", "No", "Unsure"], ["Aland", "Borduria"])
+    assert list(table.index) == ["Aland", "Borduria"]
+    assert list(table.columns) == ["Yes", "No", "Unsure", "letter_mass"]
+    np.testing.assert_allclose(table[["Yes", "No", "Unsure"]].sum(axis=1), 1.0)
+
+
+def test_user_template_is_used(tiny_model_dir, toy_items, tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('{"user": "{population}: {question} {options}", "answer_prefix": " -> ("}')
+    template = PromptTemplate.from_file(path)
+    assert build_prompt(toy_items[0], template=template) == (
+        "Aland: Toy question number 0? (A)option 0, (B)option 1 -> (")
+    assert PAPER_EN.name == "paper-en"
+
+
+def test_bad_template_names_file_and_field(tmp_path):
+    from surveytune.items import DataError
+
+    path = tmp_path / "t.json"
+    path.write_text('{"user": "no placeholders", "answer_prefix": "("}')
+    with pytest.raises(DataError, match=r"t\.json: field 'user': must contain \{question\}"):
+        PromptTemplate.from_file(path)
+
+
+def test_bfloat16_model_loads_and_scores(tiny_model_dir, toy_items):
+    sim = Simulator.load(str(tiny_model_dir), dtype="bfloat16")
+    assert next(sim.model.parameters()).dtype == torch.bfloat16
+    preds = sim.predict(toy_items[:3], progress=False)
+    assert all(abs(p.distribution.sum() - 1) < 1e-6 for p in preds)

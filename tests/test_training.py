@@ -1,0 +1,209 @@
+"""Fine-tuning mechanics on a tiny random model: losses, learning, saving, resuming."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_items
+from safetensors.torch import load_file
+
+from surveytune.items import make_item, write_jsonl
+from surveytune.losses import LOSSES, ce_loss, emd_loss, js_loss, kl_loss, padded_targets
+from surveytune.models import LoadedModel
+from surveytune.simulator import Simulator
+from surveytune.training import (
+    Batchable,
+    TrainConfig,
+    batch_loss,
+    epoch_order,
+    step_items,
+    wrap_for_training,
+)
+
+NEG_INF = float("-inf")
+
+
+def test_kl_loss_hand_computed_and_not_divided_by_options():
+    human = torch.tensor([[0.5, 0.5, 0.0]])
+    pred = torch.tensor([[0.25, 0.25, 0.5]])
+    # KL = 0.5 ln(0.5/0.25) * 2 = ln 2; the zero share contributes nothing.
+    assert float(kl_loss(human, pred.log())) == pytest.approx(math.log(2))
+
+
+def test_losses_ignore_padded_options():
+    human = padded_targets([(0.7, 0.3), (0.2, 0.3, 0.5)], 3)
+    log_pred = torch.tensor([[math.log(0.6), math.log(0.4), NEG_INF],
+                             [math.log(0.2), math.log(0.3), math.log(0.5)]])
+    kl = float(kl_loss(human, log_pred))
+    expected = (0.7 * math.log(0.7 / 0.6) + 0.3 * math.log(0.3 / 0.4) + 0.0) / 2
+    assert kl == pytest.approx(expected)
+    # emd row 1: |0.7-0.6| / (2-1) = 0.1; row 2 identical -> 0.
+    assert float(emd_loss(human, log_pred)) == pytest.approx(0.05)
+    assert float(ce_loss(human, log_pred)) == pytest.approx(
+        (-math.log(0.6) - math.log(0.5)) / 2)
+    js = float(js_loss(human, log_pred))
+    p, q = np.array([0.7, 0.3]), np.array([0.6, 0.4])
+    m = (p + q) / 2
+    expected_js = 0.5 * (p * np.log(p / m)).sum() + 0.5 * (q * np.log(q / m)).sum()
+    assert js == pytest.approx(expected_js / 2, rel=1e-5)  # float32
+    for loss in LOSSES.values():
+        assert math.isfinite(float(loss(human, log_pred)))
+
+
+def test_epoch_order_is_deterministic_and_a_permutation():
+    lengths = [5, 1, 9, 3, 7, 2, 8, 4, 6, 0]
+    a = epoch_order(lengths, 3, seed=1, epoch=0)
+    assert sorted(a) == list(range(10))
+    assert a == epoch_order(lengths, 3, seed=1, epoch=0)
+    assert a != epoch_order(lengths, 3, seed=1, epoch=1)
+    steps = [i for s in range(4) for i in step_items(s, lengths, 3, 3, seed=1)]
+    assert steps[:10] != steps[10:] + [None] * 8  # wraps into epoch 1
+    assert sorted(steps[:9]) == sorted(a[:9])
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_loss_falls_on_a_fixed_batch(tiny_model_dir, method):
+    loaded = LoadedModel.load(str(tiny_model_dir))
+    # One skewed target shared by the batch: a random model can fit it within 20 steps.
+    items = [make_item(survey="toy", question_id=f"q{q}", question=f"Question {q}?",
+                       options=["yes", "no", "maybe"], distribution=[0.8, 0.15, 0.05],
+                       population=p) for q in range(4) for p in ("Aland", "Borduria")]
+    sim = Simulator(loaded, chat=False)
+    tokenized = [loaded.tokenizer(p, add_special_tokens=False)["input_ids"]
+                 for p in sim.prompts(items)]
+    batch = Batchable(tokenized, [i.distribution for i in items])
+    config = TrainConfig(method=method, lora_r=16, target_modules=("all-linear",),
+                         lora_dropout=0.0)
+    model = wrap_for_training(loaded.model, config)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=1e-2 if method == "lora" else 3e-3)
+    letters = torch.tensor(loaded.letter_ids)
+    idx = list(range(len(items)))
+    losses = []
+    for _ in range(20):
+        loss = batch_loss(model, batch, idx, letters, loaded.tokenizer.pad_token_id, "kl")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert max(losses[-5:]) < min(losses[:3])
+
+
+def _fit(model_dir, out, **overrides):
+    items = synthetic_items(n_questions=6, populations=("Aland", "Borduria", "Carpania"))
+    train = [i for i in items if i.question_id not in ("q4", "q5")]
+    valid = [i for i in items if i.question_id in ("q4", "q5")]
+    sim = Simulator.load(str(model_dir), chat=False)
+    config = TrainConfig(**{"max_steps": 6, "epochs": 10, "batch_size": 4, "eval_every": 3,
+                            "learning_rate": 5e-3, "checkpoint_every": 2,
+                            "target_modules": ("all-linear",), **overrides})
+    result = sim.fit(train, valid, out, config, progress=False)
+    return sim, result, valid
+
+
+def test_fit_keeps_best_validation_checkpoint_and_reloads_identically(tiny_model_dir, tmp_path):
+    sim, result, valid = _fit(tiny_model_dir, tmp_path / "run")
+    history = result.history
+    assert [h["step"] for h in history] == [0, 3, 6]
+    best = min(history, key=lambda h: h["valid_loss"])
+    assert result.best_step == best["step"]
+    meta = json.loads((tmp_path / "run" / "adapter" / "surveytune.json").read_text())
+    assert meta["step"] == result.best_step and meta["fingerprint"]["train"]
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
+    before = sim.predict(valid, progress=False)
+    reloaded = Simulator.load(str(tiny_model_dir), adapter=tmp_path / "run" / "adapter")
+    assert reloaded.chat is False and reloaded.method == "fine-tuned"
+    after = reloaded.predict(valid, progress=False)
+    for a, b in zip(before, after):
+        np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-6)
+    # The chosen weights are the ones validated: the reloaded loss equals the best loss.
+    human = padded_targets([i.distribution for i in valid], 5)
+    log_pred = torch.full((len(valid), 5), NEG_INF)
+    for row, p in enumerate(after):
+        log_pred[row, : len(p.distribution)] = torch.tensor(np.log(p.distribution))
+    assert float(kl_loss(human, log_pred)) == pytest.approx(result.best_valid_loss, abs=1e-5)
+
+
+def test_full_fine_tuning_saves_a_loadable_model(tiny_model_dir, tmp_path):
+    sim, result, valid = _fit(tiny_model_dir, tmp_path / "full", method="full",
+                              learning_rate=1e-3)
+    assert (tmp_path / "full" / "adapter" / "model.safetensors").exists()
+    reloaded = Simulator.load(str(tiny_model_dir), adapter=tmp_path / "full" / "adapter")
+    for a, b in zip(sim.predict(valid, progress=False), reloaded.predict(valid, progress=False)):
+        np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-6)
+
+
+def test_rerun_with_other_config_refuses_to_resume(tiny_model_dir, tmp_path):
+    _fit(tiny_model_dir, tmp_path / "run", max_steps=2)
+    with pytest.raises(ValueError, match="another configuration"):
+        _fit(tiny_model_dir, tmp_path / "run", max_steps=2, learning_rate=1e-4)
+
+
+SLOW_TRAIN = """
+import sys, time
+import surveytune.training as training
+original = training.batch_loss
+def slow(*args, **kwargs):
+    time.sleep(0.05)
+    return original(*args, **kwargs)
+training.batch_loss = slow
+from surveytune.cli import main
+sys.argv = ["surveytune"] + sys.argv[1:]
+main()
+"""
+
+
+def _train_command(model_dir: Path, data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-c", SLOW_TRAIN, "train", "--model", str(model_dir),
+            "--train", str(data / "train.jsonl"), "--valid", str(data / "valid.jsonl"),
+            "--out", str(out), "--no-chat", "--max-steps", "40", "--epochs", "20",
+            "--batch-size", "4",
+            "--eval-every", "20", "--checkpoint-every", "5", "--lr", "5e-3",
+            "--target-modules", "all-linear", "--json"]
+
+
+def test_killed_run_resumes_from_last_checkpoint(tiny_model_dir, tmp_path):
+    items = synthetic_items(n_questions=6, populations=("Aland", "Borduria", "Carpania"))
+    write_jsonl([i for i in items if i.question_id not in ("q4", "q5")],
+                tmp_path / "data" / "train.jsonl")
+    write_jsonl([i for i in items if i.question_id in ("q4", "q5")],
+                tmp_path / "data" / "valid.jsonl")
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    # An uninterrupted run, for reference.
+    subprocess.run(_train_command(tiny_model_dir, tmp_path / "data", tmp_path / "whole"),
+                   check=True, env=env, capture_output=True)
+    # The same run, killed with SIGKILL once it has checkpointed at least once.
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_train_command(tiny_model_dir, tmp_path / "data", out), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if state.exists() and json.loads(state.read_text())["step"] >= 10:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(state.read_text())["step"]
+    assert 10 <= killed_at < 40, "the run should have been killed mid-way"
+    resumed = subprocess.run(_train_command(tiny_model_dir, tmp_path / "data", out),
+                             check=True, env=env, capture_output=True, text=True)
+    assert f"resuming from step {killed_at}" in resumed.stderr + resumed.stdout
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["steps_done"] == 40
+    # Deterministic data order and dropout seeds: resuming gives the uninterrupted result.
+    whole = load_file(str(tmp_path / "whole" / "checkpoint" / "trainable.safetensors"))
+    again = load_file(str(out / "checkpoint" / "trainable.safetensors"))
+    for name in whole:
+        torch.testing.assert_close(whole[name], again[name], atol=1e-6, rtol=1e-5)
