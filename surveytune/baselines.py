@@ -7,7 +7,7 @@ it is asked to predict.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -105,24 +105,36 @@ def ceiling(items: Sequence[SurveyItem], n: int = 1200, seed: int = 0) -> list[n
     return predictions
 
 
+def baseline_predictors(train_items: Sequence[SurveyItem], ceiling_n: int = 1200,
+                        seed: int = 0) -> dict[str, Callable[[Sequence[SurveyItem]], list]]:
+    """Each baseline as a function of the items of one split, by name."""
+    return {
+        "uniform": uniform,
+        "country-mean": lambda items: country_mean(train_items, items),
+        "country-mean-loo": country_mean_loo,
+        "ceiling": lambda items: ceiling(items, n=ceiling_n, seed=seed),
+    }
+
+
 def evaluate_baselines(splits: Mapping[str, Sequence[SurveyItem]], train_split: str = "train",
-                       ceiling_n: int = 1200, seed: int = 0) -> list[dict]:
+                       ceiling_n: int = 1200, seed: int = 0,
+                       keep: Mapping[str, Sequence[int]] | None = None) -> list[dict]:
     """One result row (see :func:`surveytune.metrics.result_rows`) per baseline and split.
 
     ``country-mean`` is fitted on ``splits[train_split]``; a missing train split raises.
+    ``keep`` optionally restricts scoring to some items of a split (a subsample evaluated
+    by a model too); the baselines still see the whole split, so ``country-mean-loo``
+    averages over all other populations, not only the sampled ones.
     """
     if train_split not in splits:
         raise ValueError(f"country-mean needs the training split {train_split!r}, but the "
                          f"splits given are {sorted(splits)}")
-    train = splits[train_split]
-    predictors = {
-        "uniform": uniform,
-        "country-mean": lambda items: country_mean(train, items),
-        "country-mean-loo": country_mean_loo,
-        "ceiling": lambda items: ceiling(items, n=ceiling_n, seed=seed),
-    }
+    predictors = baseline_predictors(splits[train_split], ceiling_n, seed)
     rows = []
     for name in BASELINE_NAMES:
         for split, items in splits.items():
-            rows.append(result_rows(name, split, items, predictors[name](items)))
+            predictions = predictors[name](items)
+            index = range(len(items)) if keep is None or split not in keep else keep[split]
+            rows.append(result_rows(name, split, [items[i] for i in index],
+                                    [predictions[i] for i in index]))
     return rows

@@ -195,6 +195,37 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
         distribution_table(table, title=question)
 
 
+@app.command()
+def reproduce(out: Annotated[Path, typer.Option(help="Run folder; re-run the same command to "
+                                                     "resume.")] = Path("runs/quick"),
+              budget: Annotated[str, typer.Option(help="quick (<10 min), default (one epoch, "
+                                                       "<90 min) or full.")] = "quick",
+              data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct"):
+    """Run the whole study: baselines, zero-shot, LoRA fine-tuning, evaluation, report."""
+    from rich.console import Console
+
+    from .report import results_table
+    from .study import BUDGETS, Study
+
+    console = Console(stderr=True)
+    if budget in BUDGETS:
+        console.print(f"[bold]budget {budget}[/]: {BUDGETS[budget].description}")
+    study = Study(out, data_dir, budget=budget, model=model,
+                  log=lambda m: console.print(f"[bold cyan]{m}[/]"))
+    results = study.run()
+    results_table([r for r in results["results"] if r["method"] != "ceiling"])
+    typer.echo(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'}")
+
+
+@app.command()
+def report(run_dir: Path):
+    """Rebuild results.md and report.html from a finished run folder."""
+    from .report import build_report
+
+    for path in build_report(run_dir):
+        typer.echo(f"wrote {path}")
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
     label = "warning" if issubclass(category, DataWarning) else category.__name__
     print(f"{label}: {message}", file=sys.stderr)

@@ -19,6 +19,23 @@ from .scoring import Prediction, encode, score_token_ids
 from .training import TrainConfig, TrainResult, train
 
 
+def prediction_records(split: str, items: Sequence[SurveyItem],
+                       predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
+    """One JSON-ready record per item: what was asked, what people said, what the model said."""
+    table = metrics_table(items, [p.distribution for p in predictions])
+    return [{"id": item.id, "split": split, "survey": item.survey, "population": item.population,
+             "question_id": item.question_id, "question": item.question,
+             "options": list(item.options), "human": list(item.distribution),
+             "predicted": [round(float(x), 6) for x in pred.distribution],
+             "letter_mass": round(pred.letter_mass, 6), "1-jsd": float(score)}
+            for item, pred, score in zip(items, predictions, table["1-jsd"])]
+
+
+def write_records(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
+    """JSONL, atomically."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
 class Simulator:
     """A causal LM that answers survey questions for populations.
 
@@ -115,19 +132,11 @@ class Simulator:
         rows, records = [], []
         for split, items in splits.items():
             predictions = self.predict(items, desc=f"scoring {split}")
-            dists = [p.distribution for p in predictions]
-            rows.append(result_rows(method or self.method, split, items, dists))
-            table = metrics_table(items, dists)
-            for item, pred, (_, metric_row) in zip(items, predictions, table.iterrows()):
-                records.append({"id": item.id, "split": split, "population": item.population,
-                                "question_id": item.question_id, "options": list(item.options),
-                                "human": list(item.distribution),
-                                "predicted": [round(float(x), 6) for x in pred.distribution],
-                                "letter_mass": round(pred.letter_mass, 6),
-                                "1-jsd": float(metric_row["1-jsd"])})
+            rows.append(result_rows(method or self.method, split, items,
+                                    [p.distribution for p in predictions]))
+            records += prediction_records(split, items, predictions)
         if predictions_path is not None:
-            atomic_write_text(predictions_path,
-                              "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            write_records(records, predictions_path)
         return rows
 
     # -- training -----------------------------------------------------------------------------

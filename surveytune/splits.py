@@ -15,6 +15,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from surveytune.items import DataError, SurveyItem
 
 PAPER_COUNTRIES = frozenset({
@@ -166,3 +168,20 @@ def select_splits(splits: Mapping[str, list[SurveyItem]],
     names = [names] if isinstance(names, str) else list(names)
     _check_names(names, list(splits), "split")
     return {name: splits[name] for name in names}
+
+
+def sample_by_question(items: Sequence[SurveyItem], n_items: int, seed: int = 0) -> list[int]:
+    """Indices of a seeded sample of whole questions (all their populations) with at least
+    ``n_items`` items, in input order. Whole questions keep between-population measures
+    meaningful on a subsample."""
+    questions = sorted({(i.survey, i.question_id) for i in items})
+    order = np.random.default_rng(seed).permutation(len(questions))
+    by_question: dict[tuple[str, str], list[int]] = {}
+    for index, item in enumerate(items):
+        by_question.setdefault((item.survey, item.question_id), []).append(index)
+    chosen: list[int] = []
+    for q in order:
+        if len(chosen) >= n_items:
+            break
+        chosen += by_question[questions[q]]
+    return sorted(chosen)

@@ -1,18 +1,41 @@
-"""The study's data: the paper's WVS splits plus the unseen GlobalOpinionQA survey."""
+"""The study: the paper's experiment end to end, as resumable stages in one run folder.
+
+Stages, each skipped when its output exists (so re-running the command resumes and an
+interruption loses at most the stage in progress; training resumes from its checkpoint):
+
+1. ``baselines.json``              uniform, country-mean, country-mean-loo, ceiling
+2. ``predictions/zero-shot/*.jsonl`` the base model, one file per split
+3. ``train/``                       LoRA fine-tuning, checkpoint chosen on valid
+4. ``predictions/fine-tuned/*.jsonl``
+5. ``results.json``, ``results.md``, ``report.html``
+
+Nothing is chosen on a test split: the checkpoint is chosen on (a subsample of) valid.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-from .items import SurveyItem
+from .items import DataError, SurveyItem, atomic_write_text
 from .loaders import find_data_file, load_goqa, load_wvs_unified
-from .splits import build_paper_splits
+from .metrics import between_population_similarity, mean_entropy, result_rows
+from .models import DEFAULT_MODEL
+from .splits import build_paper_splits, sample_by_question
+from .training import TrainConfig, data_fingerprint
 
 UNSEEN_SURVEY = "goqa"
 """GlobalOpinionQA's Pew rows (its WVS rows removed), as the unseen-survey split."""
 
-HAVE_TEST_ROWS = ("test rows only for the WVS countries in ../shared/data: test_1 645, "
+EVAL_SPLITS = ("valid", "test_1", "test_2", "test_3", "test_4", "test_5", "test_6", "test_7",
+               UNSEEN_SURVEY)
+
+HAVE_TEST_ROWS = ("test rows only for the WVS countries in the shared data: test_1 645, "
                   "test_2 600, test_3 140, test_4 240, test_5 599, test_6 140, test_7 240 "
                   "(the paper's test splits are larger)")
 
@@ -33,3 +56,197 @@ def describe(items: Sequence[SurveyItem]) -> dict[str, int]:
             "populations": len({i.population for i in items}),
             "questions": len({(i.survey, i.question_id) for i in items}),
             "surveys": len({i.survey for i in items})}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the study to run. ``eval_items`` samples whole questions per split
+    (None: every item); ``goqa_items`` does the same for the unseen survey."""
+
+    name: str
+    description: str
+    train: TrainConfig
+    eval_items: int | None
+    goqa_items: int | None
+    splits: tuple[str, ...] = EVAL_SPLITS
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# LoRA on every linear layer, r=16, lr 2e-4 (the prototype of METHOD.md §7); training runs
+# forward/backward in bf16 autocast with float32 weights; scoring is always float32.
+_LORA = dict(lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=("all-linear",),
+             loss="kl", batch_size=8, precision="bf16-autocast", seed=0)
+
+BUDGETS = {
+    "quick": Budget(
+        "quick", "a smoke run in under 10 minutes on 2 CPU cores: 40 LoRA steps (320 items), "
+        "checkpoint chosen on 96 valid items, each split scored on ~32 items (whole questions)",
+        TrainConfig(**_LORA, learning_rate=5e-4, max_steps=40, warmup_ratio=0.1,
+                    eval_every=20, eval_items=96, checkpoint_every=10),
+        eval_items=32, goqa_items=32),
+    "default": Budget(
+        "default", "one epoch of LoRA on the train split (~1 h on 2 CPU cores), checkpoint "
+        "chosen on 300 valid items every 215 steps, every test item scored, 300 GOQA items",
+        TrainConfig(**_LORA, learning_rate=2e-4, epochs=1.0, eval_every=215, eval_items=300),
+        eval_items=None, goqa_items=300),
+    "full": Budget(
+        "full", "the real study: 3 epochs of LoRA, checkpoint chosen on the whole valid split "
+        "every 400 steps, every item of every split scored, GOQA included (many hours on CPU)",
+        TrainConfig(**_LORA, learning_rate=2e-4, epochs=3.0, eval_every=400, eval_items=None),
+        eval_items=None, goqa_items=None),
+}
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+class Study:
+    """One run folder of the study. ``run()`` does whatever is not done yet."""
+
+    def __init__(self, out_dir: str | os.PathLike, data_dir: str | os.PathLike,
+                 budget: str = "quick", model: str = DEFAULT_MODEL,
+                 log: Callable[[str], None] = print) -> None:
+        if budget not in BUDGETS:
+            raise DataError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+        self.out = Path(out_dir)
+        self.data_dir = Path(data_dir)
+        self.budget = BUDGETS[budget]
+        self.model = model
+        self.log = log
+        self._simulator = None
+
+    # -- stages -----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        self.log(f"[1/6] loading data from {self.data_dir}")
+        splits = study_splits(self.data_dir)
+        evaluated = self._evaluated_items(splits)
+        self._check_or_write_run_info(splits, evaluated)
+        self.log("[2/6] baselines")
+        baselines = self._baselines(splits, evaluated)
+        self.log("[3/6] zero-shot scoring")
+        self._score("zero-shot", evaluated, adapter=None)
+        self.log("[4/6] fine-tuning (resumes from the last checkpoint)")
+        adapter = self._train(splits)
+        self.log("[5/6] fine-tuned scoring")
+        self._score("fine-tuned", evaluated, adapter=adapter)
+        self.log("[6/6] results and report")
+        results = self._results(baselines, evaluated)
+        from .report import build_report
+
+        build_report(self.out)
+        results["elapsed_s_this_call"] = time.monotonic() - started
+        return results
+
+    def _evaluated_items(self, splits: dict[str, list[SurveyItem]]) -> dict[str, list[int]]:
+        """Indices of the items scored in each split (all, or a seeded question sample)."""
+        keep = {}
+        for number, name in enumerate(self.budget.splits):
+            limit = self.budget.goqa_items if name == UNSEEN_SURVEY else self.budget.eval_items
+            items = splits[name]
+            keep[name] = (list(range(len(items))) if limit is None or limit >= len(items)
+                          else sample_by_question(items, limit, seed=number))
+        return keep
+
+    def _check_or_write_run_info(self, splits, evaluated) -> None:
+        info = {"budget": asdict(self.budget), "model": self.model,
+                "data_dir": str(self.data_dir),
+                "fingerprint": {name: data_fingerprint(items) for name, items in splits.items()},
+                "evaluated": {name: len(index) for name, index in evaluated.items()}}
+        info = json.loads(json.dumps(info))
+        path = self.out / "run.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if {k: saved.get(k) for k in ("budget", "model", "fingerprint")} != {
+                    k: info[k] for k in ("budget", "model", "fingerprint")}:
+                raise DataError("this folder holds a run with another budget, model or data; "
+                                "use another --out", file=path)
+            self.log(f"resuming the run in {self.out}")
+            return
+        atomic_write_text(path, json.dumps(info, indent=1))
+
+    def _baselines(self, splits, evaluated) -> list[dict[str, Any]]:
+        path = self.out / "baselines.json"
+        if path.exists():
+            return json.loads(path.read_text())["results"]
+        from .baselines import evaluate_baselines
+
+        chosen = {name: splits[name] for name in ("train", *self.budget.splits)}
+        rows = [r for r in evaluate_baselines(chosen, keep=evaluated) if r["split"] != "train"]
+        atomic_write_text(path, json.dumps({"results": rows}, indent=1))
+        return rows
+
+    def _simulator_for(self, adapter: Path | None):
+        from .simulator import Simulator
+
+        if self._simulator is None or self._simulator.adapter != (adapter and str(adapter)):
+            self._simulator = Simulator.load(self.model, adapter=adapter)
+        return self._simulator
+
+    def _score(self, method: str, evaluated, adapter: Path | None) -> None:
+        from .simulator import prediction_records, write_records
+
+        splits = None
+        for name in self.budget.splits:
+            path = self.out / "predictions" / method / f"{name}.jsonl"
+            if path.exists():
+                continue
+            if splits is None:
+                splits = study_splits(self.data_dir)
+            items = [splits[name][i] for i in evaluated[name]]
+            sim = self._simulator_for(adapter)
+            predictions = sim.predict(items, desc=f"{method} {name}")
+            write_records(prediction_records(name, items, predictions), path)
+
+    def _train(self, splits) -> Path:
+        adapter = self.out / "train" / "adapter"
+        done = self.out / "train" / "training.json"
+        if done.exists() and json.loads(done.read_text())["stopped_by"] == "steps":
+            return adapter
+        sim = self._simulator_for(None)
+        self._simulator = None  # fitting changes the model in place
+        sim.fit(splits["train"], splits["valid"], self.out / "train", self.budget.train)
+        return adapter
+
+    def _results(self, baselines, evaluated) -> dict[str, Any]:
+        rows = list(baselines)
+        diversity = []
+        for name in self.budget.splits:
+            human_done = False
+            for method in ("zero-shot", "fine-tuned"):
+                records = _read_records(self.out / "predictions" / method / f"{name}.jsonl")
+                items = [_record_item(r) for r in records]
+                predicted = [r["predicted"] for r in records]
+                rows.append(result_rows(method, name, items, predicted))
+                if not human_done:
+                    diversity.append(_diversity_row(name, "human", items, None))
+                    human_done = True
+                diversity.append(_diversity_row(name, method, items, predicted))
+        order = {m: i for i, m in enumerate(("uniform", "country-mean", "country-mean-loo",
+                                             "ceiling", "zero-shot", "fine-tuned"))}
+        rows.sort(key=lambda r: (self.budget.splits.index(r["split"]), order[r["method"]]))
+        results = {"results": rows, "diversity": diversity, "budget": asdict(self.budget),
+                   "model": self.model, "note": HAVE_TEST_ROWS,
+                   "eval_items_per_split": self.budget.eval_items,
+                   "evaluated": {name: len(index) for name, index in evaluated.items()}}
+        atomic_write_text(self.out / "results.json", json.dumps(results, indent=1))
+        return results
+
+
+def _record_item(record: dict[str, Any]) -> SurveyItem:
+    """A minimal item from a predictions record, for metrics (distribution and grouping)."""
+    return SurveyItem(id=record["id"], survey=record["survey"],
+                      question_id=record["question_id"], question=record.get("question", ""),
+                      options=tuple(record["options"]), distribution=tuple(record["human"]),
+                      population=record["population"], split=record["split"])
+
+
+def _diversity_row(split: str, method: str, items, predictions) -> dict[str, Any]:
+    dists = [i.distribution for i in items] if predictions is None else predictions
+    try:
+        similarity = between_population_similarity(items, predictions)
+    except ValueError:  # no question with two populations in this sample
+        similarity = None
+    return {"split": split, "method": method, "between_population_1-jsd": similarity,
+            "mean_normalised_entropy": mean_entropy(dists)}
