@@ -86,13 +86,22 @@ def data_splits(out: Annotated[Path, typer.Option(help="Folder for the split fil
 def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the results JSON here.")]
               = None, data_dir: DataDir = DEFAULT_DATA_DIR,
               ceiling_n: Annotated[int, typer.Option(help="Respondents per resample.")] = 1200,
+              splits: Annotated[Optional[str], typer.Option(help="Comma-separated split names "
+                                                            "(default: all).")] = None,
               seed: int = 0, as_json: JsonFlag = False):
     """Score every baseline on every split (uniform, country-mean, country-mean-loo, ceiling)."""
     from .baselines import evaluate_baselines
     from .report import results_table
+    from .splits import select_splits
     from .study import HAVE_TEST_ROWS, study_splits
 
-    rows = evaluate_baselines(study_splits(data_dir), ceiling_n=ceiling_n, seed=seed)
+    chosen = study_splits(data_dir)
+    if splits:
+        names = [s.strip() for s in splits.split(",") if s.strip()]
+        chosen = select_splits(chosen, ["train", *[n for n in names if n != "train"]])
+    rows = evaluate_baselines(chosen, ceiling_n=ceiling_n, seed=seed)
+    if splits and "train" not in names:
+        rows = [r for r in rows if r["split"] != "train"]
     payload = {"results": rows, "note": HAVE_TEST_ROWS, "ceiling_n": ceiling_n, "seed": seed}
     if out is not None:
         _write_json(out, payload)
@@ -232,7 +241,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
 
 
 def main() -> None:
-    """Entry point: bad input ends with one line on stderr and exit code 2."""
+    """Entry point: bad input ends with one line on stderr and exit code 2 (set
+    SURVEYTUNE_DEBUG=1 for the traceback)."""
+    import os
+
     from .models import ModelError
 
     warnings.showwarning = _show_warning
@@ -240,5 +252,7 @@ def main() -> None:
     try:
         app()
     except (DataError, ModelError, ValueError) as exc:
+        if os.environ.get("SURVEYTUNE_DEBUG"):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -40,8 +40,8 @@ Required columns: ``question_id``, ``question``, ``population``, ``option`` and 
 Optional columns: ``survey``, ``population_kind``, ``ordinal`` (true/false/1/0/yes/no),
 ``split`` and ``language``. The rows of one (question_id, population) pair form one item. Its
 options keep the order of their first appearance. Shares may be fractions or percentages; this
-is decided per item by whether they sum to about 100. An error in an item's distribution is
-reported at the line of the item's first row.
+is decided per item by whether they sum to about 100. A bad share is reported at its own line;
+a bad sum at the line of the item's first row.
 
 Shared data files
 -----------------
@@ -528,6 +528,21 @@ def _csv_bool(value: str, source: Source, name: str) -> bool:
     raise source.error(f"expected true or false, got {value!r}", name)
 
 
+def _csv_share(value: str, source: Source) -> float:
+    """One row's share, checked on its own line (sums are checked per item)."""
+    if not value:
+        raise source.error("missing or empty", "share")
+    try:
+        share = float(value)
+    except ValueError:
+        raise source.error(f"expected a number, got {value!r}", "share") from None
+    if share != share or share == float("inf"):
+        raise source.error(f"share is {value!r}", "share")
+    if share < 0:
+        raise source.error(f"negative share {value}", "share")
+    return share
+
+
 def load_csv(path: PathLike) -> list[SurveyItem]:
     """Load the generic tidy CSV format (see the module docstring)."""
     path = Path(path)
@@ -566,7 +581,7 @@ def load_csv(path: PathLike) -> list[SurveyItem]:
                     raise source.error(f"option {values['option']!r} repeated for this "
                                        "question and population", "option")
             group["options"].append(values["option"])
-            group["shares"].append(values["share"] if values["share"] else None)
+            group["shares"].append(_csv_share(values["share"], source))
     except csv.Error as exc:
         raise DataError(f"invalid CSV: {exc}", file=path, line=reader.line_num) from None
     items = []
@@ -574,9 +589,6 @@ def load_csv(path: PathLike) -> list[SurveyItem]:
         for group in groups.values():
             values, source = group["row"], group["source"]
             shares = group["shares"]
-            if None in shares:
-                empty = group["options"][shares.index(None)]
-                raise source.error(f"empty share for option {empty!r}", "share")
             items.append(make_item(
                 survey=values.get("survey") or path.stem, question_id=values["question_id"],
                 question=values["question"], options=group["options"], distribution=shares,

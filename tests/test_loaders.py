@@ -215,13 +215,13 @@ def test_csv_missing_column_and_cell(tmp_path):
     assert_located(exc, path, 3, "population")
 
 
-def test_csv_bad_share_names_first_row(tmp_path):
+def test_csv_bad_share_names_its_own_row(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("question_id,question,population,option,share\n"
                     "q1,Q?,France,Yes,0.5\nq1,Q?,France,No,-0.5\n")
     with pytest.raises(DataError, match="negative") as exc:
         load_csv(path)
-    assert_located(exc, path, 2, "share")
+    assert_located(exc, path, 3, "share")
 
 
 @pytest.mark.parametrize("changes, field, match", [

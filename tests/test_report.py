@@ -1,0 +1,181 @@
+"""Report outputs (results.md, report.html) from a synthetic run folder; no model."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surveytune.items import DataError
+from surveytune.metrics import item_metrics
+from surveytune.report import (
+    PAPER_TABLE4,
+    build_report,
+    load_predictions,
+    results_frame,
+    sample_items,
+    write_results_md,
+)
+
+MODEL = "synthetic/TinyModel-7"
+SPLITS = ("valid", "test_1", "test_2", "test_4", "test_5", "test_7", "goqa")
+METHODS = ("uniform", "country-mean", "country-mean-loo", "ceiling", "zero-shot", "fine-tuned")
+COUNTRIES = ("Kenya", "Peru", "Greece", "Egypt")
+MARKER = 0.8127  # fine-tuned on test_2, shown as 0.813
+
+
+def _results(splits=SPLITS, methods=METHODS) -> dict:
+    rows = []
+    for s_index, split in enumerate(splits):
+        for m_index, method in enumerate(methods):
+            value = 0.6 + 0.04 * m_index + 0.005 * s_index
+            if (method, split) == ("fine-tuned", "test_2"):
+                value = MARKER
+            rows.append({"method": method, "split": split, "n": 100 + s_index, "1-jsd": value,
+                         "js_divergence": 0.1, "emd": 0.2, "emd_paper": 0.05, "tv": 0.3,
+                         "acc": 0.4})
+    diversity = [{"split": split, "method": source, "between_population_1-jsd": 0.7 + 0.05 * i,
+                  "mean_normalised_entropy": 0.8 + 0.05 * i}
+                 for split in ("valid", "test_2")
+                 for i, source in enumerate(("human", "zero-shot", "fine-tuned"))]
+    return {"results": rows, "diversity": diversity,
+            "budget": {"name": "quick", "max_steps": 20}, "model": MODEL,
+            "note": "test rows only for the WVS countries we have",
+            "eval_items_per_split": 40}
+
+
+def _write_predictions(run: Path, method: str, shift: float) -> None:
+    rng = np.random.default_rng(0)
+    for split in SPLITS:
+        lines = []
+        for q in range(3):
+            for country in COUNTRIES:
+                human = rng.dirichlet(np.ones(4))
+                predicted = (1 - shift) * np.full(4, 0.25) + shift * human
+                lines.append(json.dumps({
+                    "id": f"wvs7/Q{q + 1}/{country}", "split": split, "population": country,
+                    "question_id": f"Q{q + 1}", "question": f"How important is thing {q}?",
+                    "options": ["Very important", "Rather important", "Not very important",
+                                "Not at all important (a very long option label)"],
+                    "human": human.tolist(), "predicted": predicted.tolist(),
+                    "letter_mass": 0.9,
+                    "1-jsd": item_metrics(human, predicted)["1-jsd"]}))
+        folder = run / "predictions" / method
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def make_run(root: Path, fine_tuned: bool = True, training: bool = True) -> Path:
+    run = root / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(_results()), encoding="utf-8")
+    _write_predictions(run, "zero-shot", 0.2)
+    if fine_tuned:
+        _write_predictions(run, "fine-tuned", 0.8)
+    if training:
+        (run / "train").mkdir()
+        history = [{"step": s, "valid_loss": 0.3 - 0.01 * s, "valid_1-jsd": 0.7 + 0.005 * s}
+                   for s in (0, 5, 10, 15)]
+        (run / "train" / "training.json").write_text(json.dumps({
+            "history": history, "best_step": 10,
+            "train_loss": [[s, 0.4 - 0.01 * s] for s in range(16)], "config": {}}))
+    return run
+
+
+def test_build_report_writes_both_files(tmp_path):
+    run = make_run(tmp_path)
+    md_path, html_path = build_report(run)
+    assert md_path == run / "results.md" and md_path.is_file()
+    assert html_path == run / "report.html" and html_path.is_file()
+
+    md = md_path.read_text(encoding="utf-8")
+    assert "test_1 C1-Q3" in md and "test_7 C3-Q3" in md and "1-jsd" in md
+    assert md.count("paper, reported") >= len(PAPER_TABLE4)
+    for row in PAPER_TABLE4:
+        assert row["model"] in md
+    assert "0.585" in md and "0.823" in md and "0.826" in md  # paper numbers
+    assert "0.617" in md and "0.767" in md  # paper Table 6
+    for method in METHODS:
+        assert f"| {method} | this run |" in md
+    assert f"{MARKER:.3f}" in md
+    assert MODEL in md
+    assert "seeded subsample of 40 items per split" in md
+    assert "unseen survey: GlobalOpinionQA Pew rows" in md
+    assert "C2×Q1 unseen countries" in md
+    for metric in ("js_divergence", "emd_paper", "tv", "acc"):
+        assert metric in md
+
+    html = html_path.read_text(encoding="utf-8")
+    assert html.count('<img src="data:image/png;base64,') >= 4
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*https?://""", html, re.I)
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html
+    assert MODEL in html
+    assert "Chart skipped" not in html
+
+
+def test_missing_fine_tuned_predictions_still_builds(tmp_path):
+    run = make_run(tmp_path, fine_tuned=False, training=False)
+    _, html_path = build_report(run)
+    html = html_path.read_text(encoding="utf-8")
+    assert "Chart skipped: no fine-tuned predictions yet" in html
+    assert "no train/training.json" in html
+    assert html.count('<img src="data:image/png;base64,') >= 2
+
+
+def test_partial_results_without_models(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    data = _results(splits=("valid", "test_1"), methods=("uniform", "country-mean"))
+    data["eval_items_per_split"] = None
+    del data["diversity"]
+    (run / "results.json").write_text(json.dumps(data), encoding="utf-8")
+    md_path, html_path = build_report(run)
+    md = md_path.read_text(encoding="utf-8")
+    assert "Scores are on the full splits." in md
+    assert "(1 of 5)" in md  # our avg over the one Table-4 column present
+    assert "No goqa" in md
+    assert "Chart skipped" in html_path.read_text(encoding="utf-8")
+
+
+def test_missing_results_json_raises(tmp_path):
+    with pytest.raises(DataError, match="no results.json"):
+        build_report(tmp_path)
+    assert not (tmp_path / "results.md").exists()
+    with pytest.raises(DataError, match="results.json"):
+        write_results_md(tmp_path)
+
+
+def test_sample_items_are_deterministic_and_spread(tmp_path):
+    run = make_run(tmp_path, training=False)
+    predictions = {m: load_predictions(run, m) for m in ("zero-shot", "fine-tuned")}
+    first = sample_items(predictions)
+    assert first == sample_items(predictions)
+    assert len(first) == 6
+    assert {split for split, _ in first[:4]} <= {"test_2", "test_5"}
+    populations = [key.split("/")[-1] for _, key in first[:4]]
+    assert len(set(populations)) == 4
+
+
+def test_results_frame_unchanged():
+    rows = _results(splits=("valid",), methods=("uniform", "zero-shot"))["results"]
+    frame = results_frame(rows)
+    assert list(frame.columns) == ["n", "uniform", "zero-shot"]
+
+
+def test_uniform_reference_matches_metrics():
+    from surveytune.report import _uniform_score
+
+    human = [0.5, 0.3, 0.2]
+    assert _uniform_score(human) == pytest.approx(item_metrics(human, [1 / 3] * 3)["1-jsd"])
+
+
+def test_bad_prediction_line_is_located(tmp_path):
+    run = make_run(tmp_path, fine_tuned=False, training=False)
+    path = run / "predictions" / "zero-shot" / "test_2.jsonl"
+    path.write_text(path.read_text(encoding="utf-8") + "{not json\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"test_2\.jsonl:13"):
+        build_report(run)
