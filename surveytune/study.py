@@ -105,13 +105,13 @@ class Study:
     """One run folder of the study. ``run()`` does whatever is not done yet."""
 
     def __init__(self, out_dir: str | os.PathLike, data_dir: str | os.PathLike,
-                 budget: str = "quick", model: str = DEFAULT_MODEL,
+                 budget: str | Budget = "quick", model: str = DEFAULT_MODEL,
                  log: Callable[[str], None] = print) -> None:
-        if budget not in BUDGETS:
+        if isinstance(budget, str) and budget not in BUDGETS:
             raise DataError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
         self.out = Path(out_dir)
         self.data_dir = Path(data_dir)
-        self.budget = BUDGETS[budget]
+        self.budget = BUDGETS[budget] if isinstance(budget, str) else budget
         self.model = model
         self.log = log
         self._simulator = None

@@ -347,7 +347,7 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
                 loss = batch_loss(model, train_data, idx[start:start + config.batch_size],
                                   letters, pad_id, config.loss) / config.grad_accum
             loss.backward()
-            total += float(loss)
+            total += loss.item()
         if config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         optimizer.step()

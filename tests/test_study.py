@@ -1,0 +1,106 @@
+"""The reproduce pipeline end to end on synthetic data and a tiny model: outputs and resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from surveytune.study import Budget, Study
+from surveytune.training import TrainConfig
+
+COUNTRIES = ("Andorra", "Argentina", "Kenya", "Mexico")  # C1, C1, C2, C3
+QIDS = (1, 2, 3, 164, 165, 199, 200)  # Q1 (train), Q2 (valid), Q3
+
+
+def make_data_dir(root):
+    rng = np.random.default_rng(0)
+    wvs = root / "wvs7_unified" / "wvs7_country_distributions.jsonl"
+    wvs.parent.mkdir(parents=True)
+    lines = []
+    for country in COUNTRIES:
+        for qid in QIDS:
+            k = 2 + qid % 3
+            dist = rng.dirichlet(np.ones(k))
+            letters = "ABCDE"[:k]
+            lines.append({"country": country, "qid": qid,
+                          "options": [{"code": i + 1, "letter": L, "label": f"answer {L}"}
+                                      for i, L in enumerate(letters)],
+                          "dist": dict(zip(letters, dist.tolist())),
+                          "in_paper_country_list": True, "paper_splits": [],
+                          "excluded_in_paper": False, "codebook_label": f"Q{qid}",
+                          "question_text": f"Synthetic question {qid}?"})
+    wvs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    goqa = root / "goqa_partial" / "goqa_union_question_country.jsonl"
+    goqa.parent.mkdir(parents=True)
+    rows = [{"question": f"Pew question {q}?", "country": c, "options": ["Yes", "No"],
+             "dist": [0.3 + 0.1 * q, 0.7 - 0.1 * q], "survey_guess": "GAS(Pew)"}
+            for q in range(3) for c in ("Brazil", "Japan")]
+    rows.append({"question": "A WVS row", "country": "Japan", "options": ["a", "b"],
+                 "dist": [0.5, 0.5], "survey_guess": "WVS"})
+    goqa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+TINY = Budget("tiny", "test budget",
+              TrainConfig(max_steps=4, batch_size=4, eval_every=2, learning_rate=5e-3,
+                          target_modules=("all-linear",), checkpoint_every=2),
+              eval_items=None, goqa_items=None,
+              splits=("valid", "test_1", "test_2", "test_5", "goqa"))
+
+
+def test_reproduce_writes_results_and_resumes(tmp_path, tiny_model_dir):
+    data = make_data_dir(tmp_path / "data")
+    out = tmp_path / "run"
+    messages: list[str] = []
+    results = Study(out, data, budget=TINY, model=str(tiny_model_dir),
+                    log=messages.append).run()
+    methods = {r["method"] for r in results["results"]}
+    assert methods == {"uniform", "country-mean", "country-mean-loo", "ceiling", "zero-shot",
+                       "fine-tuned"}
+    assert {r["split"] for r in results["results"]} == set(TINY.splits)
+    goqa = [r for r in results["results"] if r["split"] == "goqa" and r["method"] == "zero-shot"]
+    assert goqa[0]["n"] == 6  # the WVS row of GOQA is removed
+    for name in ("results.json", "results.md", "report.html", "baselines.json", "run.json",
+                 "train/adapter/adapter_model.safetensors",
+                 "predictions/zero-shot/test_2.jsonl", "predictions/fine-tuned/goqa.jsonl"):
+        assert (out / name).exists(), name
+    markdown = (out / "results.md").read_text()
+    assert "Paper Table 4 layout" in markdown and "| fine-tuned | this run |" in markdown
+    diversity = {(d["split"], d["method"]) for d in results["diversity"]}
+    assert ("valid", "human") in diversity and ("valid", "fine-tuned") in diversity
+
+    # A second call resumes: nothing is recomputed, outputs stay the same.
+    stamp = (out / "predictions" / "fine-tuned" / "test_2.jsonl").stat().st_mtime_ns
+    messages.clear()
+    again = Study(out, data, budget=TINY, model=str(tiny_model_dir), log=messages.append).run()
+    assert any("resuming" in m for m in messages)
+    assert (out / "predictions" / "fine-tuned" / "test_2.jsonl").stat().st_mtime_ns == stamp
+    assert again["results"] == results["results"]
+
+
+def test_interrupted_scoring_resumes_where_it_stopped(tmp_path, tiny_model_dir):
+    data = make_data_dir(tmp_path / "data")
+    out = tmp_path / "run"
+    Study(out, data, budget=TINY, model=str(tiny_model_dir), log=lambda m: None).run()
+    # Simulate a run killed during fine-tuned scoring: one split's file is missing.
+    (out / "predictions" / "fine-tuned" / "test_5.jsonl").unlink()
+    kept = (out / "predictions" / "fine-tuned" / "test_2.jsonl").stat().st_mtime_ns
+    Study(out, data, budget=TINY, model=str(tiny_model_dir), log=lambda m: None).run()
+    assert (out / "predictions" / "fine-tuned" / "test_5.jsonl").exists()
+    assert (out / "predictions" / "fine-tuned" / "test_2.jsonl").stat().st_mtime_ns == kept
+
+
+def test_other_budget_in_same_folder_is_refused(tmp_path, tiny_model_dir):
+    from surveytune.items import DataError
+
+    data = make_data_dir(tmp_path / "data")
+    out = tmp_path / "run"
+    (out).mkdir()
+    Study(out, data, budget=TINY, model=str(tiny_model_dir), log=lambda m: None
+          )._check_or_write_run_info({"valid": []}, {"valid": []})
+    other = Budget("other", "x", TrainConfig(max_steps=1), None, None)
+    with pytest.raises(DataError, match="another budget"):
+        Study(out, data, budget=other, model=str(tiny_model_dir), log=lambda m: None
+              )._check_or_write_run_info({"valid": []}, {"valid": []})
