@@ -82,6 +82,31 @@ def data_splits(out: Annotated[Path, typer.Option(help="Folder for the split fil
                "\n".join(f"{out / (name + '.jsonl')}: {n} items" for name, n in counts.items()))
 
 
+@data_app.command("holdout")
+def data_holdout(file: Path, out: Annotated[Path, typer.Option(help="Folder for the split "
+                                                                    "files.")],
+                 population: Annotated[Optional[list[str]], typer.Option(
+                     "--population", help="Hold out this population (repeat).")] = None,
+                 question: Annotated[Optional[list[str]], typer.Option(
+                     "--question", help="Hold out this question id (repeat).")] = None,
+                 population_fraction: float = 0.0, question_fraction: float = 0.0,
+                 seed: int = 0, as_json: JsonFlag = False):
+    """Your own splits of one survey file: hold out named or a seeded fraction of populations
+    and questions (train, test_questions, test_populations, test_both)."""
+    from .items import write_jsonl
+    from .loaders import load_items
+    from .splits import holdout_splits
+
+    splits = holdout_splits(load_items(file), populations=population or (),
+                            questions=question or (), population_fraction=population_fraction,
+                            question_fraction=question_fraction, seed=seed)
+    for name, items in splits.items():
+        write_jsonl(items, out / f"{name}.jsonl")
+    counts = {name: len(items) for name, items in splits.items()}
+    typer.echo(json.dumps(counts) if as_json else
+               "\n".join(f"{out / (name + '.jsonl')}: {n} items" for name, n in counts.items()))
+
+
 @app.command()
 def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the results JSON here.")]
               = None, data_dir: DataDir = DEFAULT_DATA_DIR,

@@ -134,3 +134,19 @@ def test_baselines_reproduce_reference_numbers(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "baselines", "--data-dir", data_dir(),
                            "--splits", "valid,test_9")
     assert code == 2 and "test_9" in err
+
+
+def test_holdout_splits_and_unknown_population(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "survey.jsonl"
+    write_jsonl(path, [{**GOOD, "population": p, "question_id": q} for p in ("A", "B", "C")
+                       for q in ("q1", "q2")])
+    code, out, _ = run_cli(monkeypatch, capsys, "data", "holdout", path, "--out",
+                           tmp_path / "s", "--population", "C", "--question", "q2", "--json")
+    assert code == 0
+    assert json.loads(out) == {"train": 2, "test_questions": 2, "test_populations": 1,
+                               "test_both": 1}
+    assert len((tmp_path / "s" / "test_both.jsonl").read_text().splitlines()) == 1
+    code, _, err = run_cli(monkeypatch, capsys, "data", "holdout", path, "--out",
+                           tmp_path / "t", "--population", "Atlantis")
+    assert code == 2 and "unknown population 'Atlantis'" in err
+    assert not (tmp_path / "t").exists()
