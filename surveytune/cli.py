@@ -230,8 +230,9 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
 
 
 @app.command()
-def reproduce(out: Annotated[Path, typer.Option(help="Run folder; re-run the same command to "
-                                                     "resume.")] = Path("runs/quick"),
+def reproduce(out: Annotated[Optional[Path], typer.Option(
+                  help="Run folder (default runs/BUDGET); re-run the same command to resume.")]
+              = None,
               budget: Annotated[str, typer.Option(help="quick (<10 min), default (one epoch, "
                                                        "<90 min) or full.")] = "quick",
               data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct"):
@@ -242,6 +243,7 @@ def reproduce(out: Annotated[Path, typer.Option(help="Run folder; re-run the sam
     from .study import BUDGETS, Study
 
     console = Console(stderr=True)
+    out = out or Path("runs") / budget
     if budget in BUDGETS:
         console.print(f"[bold]budget {budget}[/]: {BUDGETS[budget].description}")
     study = Study(out, data_dir, budget=budget, model=model,
