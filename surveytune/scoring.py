@@ -3,11 +3,14 @@
 The prediction for an item with K options is the softmax over the logits of the tokens
 ``A`` .. ``K-th letter`` at the position right after the prompt. Prompts are batched by
 length with left padding and explicit position ids, so padding does not change a single
-logit, and the LM head is applied to the last position only (``logits_to_keep=1``).
+logit, the LM head is applied to the last position only (``logits_to_keep=1``), and the start
+that all prompts share (chat header, "How would someone from") is computed once.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +48,61 @@ def left_pad(batch: Sequence[Sequence[int]], pad_id: int,
             "position_ids": positions.to(device)}
 
 
-def last_position_logits(model: Any, batch: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
-    """Next-token logits after each prompt, shape (batch, vocab), in float32."""
-    inputs = left_pad(batch, pad_id, device=model.device)
-    out = model(**inputs, logits_to_keep=1, use_cache=False)
+def last_position_logits(model: Any, batch: Sequence[Sequence[int]], pad_id: int,
+                         prefix: SharedPrefix | None = None) -> torch.Tensor:
+    """Next-token logits after each prompt, shape (batch, vocab), in float32.
+
+    With ``prefix`` (a shared start of every prompt, already run through the model) only the
+    rest of each prompt is computed; padding then sits between prefix and rest, masked out.
+    """
+    if prefix is None:
+        inputs = left_pad(batch, pad_id, device=model.device)
+        out = model(**inputs, logits_to_keep=1, use_cache=False)
+        return out.logits[:, -1, :].float()
+    size = len(prefix.token_ids)
+    inputs = left_pad([ids[size:] for ids in batch], pad_id, device=model.device)
+    mask = torch.cat([torch.ones((len(batch), size), dtype=torch.long, device=model.device),
+                      inputs["attention_mask"]], dim=1)
+    cache = copy.deepcopy(prefix.cache)
+    cache.batch_repeat_interleave(len(batch))
+    out = model(input_ids=inputs["input_ids"], attention_mask=mask,
+                position_ids=inputs["position_ids"] + size, use_cache=True, logits_to_keep=1,
+                **{_cache_argument(model): cache})
     return out.logits[:, -1, :].float()
+
+
+def _cache_argument(model: Any) -> str:
+    """The forward argument that takes a KV cache: ``cache`` in recent transformers,
+    ``past_key_values`` before (and in many remote-code models)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+@dataclass
+class SharedPrefix:
+    """The tokens every prompt starts with (chat header, "How would someone from") and their
+    key/value cache, computed once instead of once per prompt."""
+
+    token_ids: list[int]
+    cache: Any
+
+    @classmethod
+    def build(cls, model: Any, token_ids: Sequence[Sequence[int]],
+              min_tokens: int = 4) -> SharedPrefix | None:
+        """The longest common prefix of all prompts (leaving each at least one token of its
+        own), or None when it is too short to be worth it."""
+        shortest = min(len(ids) for ids in token_ids)
+        size = 0
+        first = token_ids[0]
+        while size < shortest - 1 and all(ids[size] == first[size] for ids in token_ids):
+            size += 1
+        if size < min_tokens:
+            return None
+        input_ids = torch.tensor([list(first[:size])], device=model.device)
+        out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        return cls(list(first[:size]), cache)
 
 
 def letter_log_probs(logits: torch.Tensor, letter_ids: torch.Tensor,
@@ -77,18 +130,25 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 @torch.no_grad()
 def score_token_ids(model: Any, token_ids: Sequence[Sequence[int]], n_options: Sequence[int],
                     letter_ids: Sequence[int], pad_id: int, *, batch_size: int = 8,
-                    progress: bool = True, desc: str = "scoring") -> list[Prediction]:
-    """Predictions for pre-tokenised prompts, in input order."""
+                    progress: bool = True, desc: str = "scoring",
+                    share_prefix: bool = True) -> list[Prediction]:
+    """Predictions for pre-tokenised prompts, in input order.
+
+    ``share_prefix`` computes the tokens all prompts start with once (same numbers, less work).
+    """
     if len(token_ids) != len(n_options):
         raise ValueError("one option count per prompt is needed")
+    if not token_ids:
+        return []
     letters = torch.tensor(letter_ids, device=model.device)
     results: list[Prediction | None] = [None] * len(token_ids)
     was_training = model.training
     model.eval()
+    prefix = SharedPrefix.build(model, token_ids) if share_prefix else None
     with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not progress,
               leave=False) as bar:
         for idx in length_batches([len(t) for t in token_ids], batch_size):
-            logits = last_position_logits(model, [token_ids[i] for i in idx], pad_id)
+            logits = last_position_logits(model, [token_ids[i] for i in idx], pad_id, prefix)
             log_probs, mass = letter_log_probs(logits, letters, [n_options[i] for i in idx])
             probs = log_probs.exp().cpu().numpy().astype(np.float64)
             for row, i in enumerate(idx):

