@@ -115,6 +115,7 @@ class Study:
         self.model = model
         self.log = log
         self._simulator = None
+        self._splits: dict[str, list[SurveyItem]] = {}
 
     # -- stages -----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -125,6 +126,7 @@ class Study:
         self._check_or_write_run_info(splits, evaluated)
         self.log("[2/6] baselines")
         baselines = self._baselines(splits, evaluated)
+        self._splits = splits
         self.log("[3/6] zero-shot scoring")
         self._score("zero-shot", evaluated, adapter=None)
         self.log("[4/6] fine-tuning (resumes from the last checkpoint)")
@@ -187,14 +189,11 @@ class Study:
     def _score(self, method: str, evaluated, adapter: Path | None) -> None:
         from .simulator import prediction_records, write_records
 
-        splits = None
         for name in self.budget.splits:
             path = self.out / "predictions" / method / f"{name}.jsonl"
             if path.exists():
                 continue
-            if splits is None:
-                splits = study_splits(self.data_dir)
-            items = [splits[name][i] for i in evaluated[name]]
+            items = [self._splits[name][i] for i in evaluated[name]]
             sim = self._simulator_for(adapter)
             predictions = sim.predict(items, desc=f"{method} {name}")
             write_records(prediction_records(name, items, predictions), path)
