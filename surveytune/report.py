@@ -426,6 +426,8 @@ def _budget_text(budget: dict[str, Any]) -> str:
     if not budget:
         return "(not recorded)"
     name = budget.get("name", "")
+    if budget.get("description"):  # a study budget: its own words say what it ran
+        return f"{name}: {budget['description']} (full configuration in results.json)"
     rest = ", ".join(f"{k}={v}" for k, v in budget.items() if k != "name")
     return f"{name} ({rest})" if rest else str(name)
 
