@@ -120,11 +120,13 @@ def _as_float(value: Any, source: Source, field: str) -> float:
 
 def check_distribution(values: Sequence[Any], n_options: int, source: Source,
                        field: str = "distribution", scale: float = 1.0,
-                       tolerance: float = SUM_TOLERANCE) -> tuple[float, ...]:
+                       tolerance: float = SUM_TOLERANCE,
+                       rounding_tolerance: float = ROUNDING_TOLERANCE) -> tuple[float, ...]:
     """Validate a distribution and return it as fractions summing to exactly 1.
 
-    ``scale`` is 100 for percentages. Sums within ``tolerance`` of 1 are renormalised with a
-    :class:`DataWarning`; anything else (NaN, negatives, wrong length, far sums) raises.
+    ``scale`` is 100 for percentages. Sums within ``rounding_tolerance`` of 1 are renormalised
+    silently, within ``tolerance`` with a :class:`DataWarning`; anything else (NaN, negatives,
+    wrong length, far sums) raises.
     """
     if not isinstance(values, (list, tuple)):
         raise source.error(f"expected a list of probabilities, got {type(values).__name__}", field)
@@ -137,7 +139,7 @@ def check_distribution(values: Sequence[Any], n_options: int, source: Source,
         raise source.error(
             f"sums to {total * scale:.4g}{unit}, more than {tolerance * scale:g}{unit} from "
             f"{scale:g}{unit}", field)
-    if abs(total - 1.0) > ROUNDING_TOLERANCE:
+    if abs(total - 1.0) > rounding_tolerance:
         warnings.warn(f"{source.file}:{source.line}: {field} sums to {total:.4f}; renormalised",
                       DataWarning, stacklevel=2)
     return tuple(p / total for p in probs)
@@ -147,7 +149,8 @@ def make_item(*, survey: str, question_id: Any, question: Any, options: Any,
               distribution: Sequence[Any], population: Any, population_kind: str = "country",
               ordinal: bool = False, split: str | None = None, language: str = "en",
               id: str | None = None, source: Source = Source(), scale: float = 1.0,
-              distribution_field: str = "distribution") -> SurveyItem:
+              distribution_field: str = "distribution",
+              rounding_tolerance: float = ROUNDING_TOLERANCE) -> SurveyItem:
     """Build a validated :class:`SurveyItem`; raise :class:`DataError` naming the bad field."""
     for name, value in (("question", question), ("population", population)):
         if not isinstance(value, str) or not value.strip():
@@ -169,7 +172,8 @@ def make_item(*, survey: str, question_id: Any, question: Any, options: Any,
                            "population_kind")
     if not isinstance(ordinal, bool):
         raise source.error(f"expected true or false, got {ordinal!r}", "ordinal")
-    dist = check_distribution(distribution, len(options), source, distribution_field, scale)
+    dist = check_distribution(distribution, len(options), source, distribution_field, scale,
+                              rounding_tolerance=rounding_tolerance)
     question_id = str(question_id)
     return SurveyItem(
         id=id if id is not None else f"{survey}:{question_id}:{population}",

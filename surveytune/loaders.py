@@ -5,7 +5,7 @@ built through :func:`~surveytune.items.make_item`, so all formats are checked by
 Bad input raises :class:`~surveytune.items.DataError` with the file, the line and the field. A
 distribution whose sum is within ``SUM_TOLERANCE`` of 1 is renormalised, and one
 :class:`~surveytune.items.DataWarning` per file reports it. (The loaders of the shared public
-files renormalise rounding errors up to ``ROUNDING_TOLERANCE`` silently.) Loaders never write
+files renormalise rounding errors up to ``PUBLIC_ROUNDING_TOLERANCE`` silently.) Loaders never write
 anything.
 
 Bring your own survey
@@ -200,19 +200,8 @@ def _scale_of(values: Any) -> float:
     return 1.0
 
 
-ROUNDING_TOLERANCE = 0.005
+PUBLIC_ROUNDING_TOLERANCE = 0.005
 """The public files round their shares; sums this close to 1 are renormalised silently."""
-
-
-def _unrounded(values: list[Any], scale: float = 1.0) -> list[Any]:
-    """Silently renormalise public-file shares whose sum is off by rounding only."""
-    if not isinstance(values, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return values
-    total = sum(values)
-    if total <= 0 or min(values) < 0 or not abs(total / scale - 1.0) <= ROUNDING_TOLERANCE:
-        return values
-    return [float(v) * scale / total for v in values]
 
 
 def _bad_sum(values: Any) -> bool:
@@ -303,7 +292,8 @@ def load_wvs_unified(path: PathLike) -> list[SurveyItem]:
             ordinal = _wvs_ordinal(ordinal_map, qid)
             items.append(make_item(
                 survey="wvs7", question_id=key, question=question, options=labels,
-                distribution=_unrounded([dist[letter] for letter in letters]),
+                distribution=[dist[letter] for letter in letters],
+                rounding_tolerance=PUBLIC_ROUNDING_TOLERANCE,
                 population=row["country"],
                 population_kind="country", ordinal=ordinal, source=source,
                 distribution_field="dist"))
@@ -396,7 +386,7 @@ def load_paper_json(path: PathLike, *, survey: str | None = None,
             items.append(make_item(
                 survey=survey, question_id=question_id, question=question,
                 options=[_OPTION_PREFIX.sub("", o) for o in options],
-                distribution=_unrounded(values, scale),
+                distribution=values, rounding_tolerance=PUBLIC_ROUNDING_TOLERANCE,
                 population=population, population_kind="country", ordinal=ordinal,
                 language=language, source=source, scale=scale, distribution_field="options_dist"))
     if skipped:
@@ -433,7 +423,8 @@ def load_goqa(path: PathLike, drop_wvs: bool = True) -> list[SurveyItem]:
             key = "\n".join([question, *map(str, row["options"])])
             items.append(make_item(
                 survey="goqa", question=question, question_id=f"goqa-{_text_hash(key)}",
-                options=row["options"], distribution=_unrounded(row["dist"]),
+                options=row["options"], distribution=row["dist"],
+                rounding_tolerance=PUBLIC_ROUNDING_TOLERANCE,
                 population=row["country"],
                 population_kind="country", ordinal=False, source=source,
                 distribution_field="dist"))
@@ -480,7 +471,8 @@ def load_gss(path: PathLike) -> list[SurveyItem]:
                                        "not a refusal", "options")
             items.append(make_item(
                 survey="gss2022", question_id=row["qkey"], question=row["question"],
-                options=options[:len(responses)], distribution=_unrounded(responses),
+                options=options[:len(responses)], distribution=responses,
+                rounding_tolerance=PUBLIC_ROUNDING_TOLERANCE,
                 population=f"{row['attribute']}: {row['group']}", population_kind="subgroup",
                 ordinal=_strictly_monotone(row.get("ordinal")), source=source,
                 distribution_field="responses"))

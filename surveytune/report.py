@@ -732,18 +732,15 @@ def chart_training(training: dict[str, Any]) -> str | None:
     if train_loss:
         steps, losses = zip(*[(s, v) for s, v in train_loss])
         left.plot(steps, losses, color="#b8c4d6", linewidth=0.8, label="train loss (batch)")
-    points = [h for h in history if h.get("valid_loss") is not None]
-    if points:
-        left.plot([h["step"] for h in points], [h["valid_loss"] for h in points], marker="o",
-                  markersize=3, color=_COLOURS["fine-tuned"], label="valid loss")
-    left.set_xlabel("step")
-    left.set_ylabel("KL loss")
-    points = [h for h in history if h.get("valid_1-jsd") is not None]
-    if points:
-        right.plot([h["step"] for h in points], [h["valid_1-jsd"] for h in points], marker="o",
-                   markersize=3, color=_COLOURS["fine-tuned"], label="valid 1-jsd")
-    right.set_xlabel("step")
-    right.set_ylabel("valid 1-jsd (higher is better)")
+    for ax, key, label, ylabel in ((left, "valid_loss", "valid loss", "KL loss"),
+                                   (right, "valid_1-jsd", "valid 1-jsd",
+                                    "valid 1-jsd (higher is better)")):
+        points = [h for h in history if h.get(key) is not None]
+        if points:
+            ax.plot([h["step"] for h in points], [h[key] for h in points], marker="o",
+                    markersize=3, color=_COLOURS["fine-tuned"], label=label)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
     if best is not None:
         for ax in (left, right):
             ax.axvline(best, color="#c0392b", linestyle="--", linewidth=1,
