@@ -229,6 +229,7 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     run["model"] = run.get("model") or "(model not recorded)"
     run["note"] = run.get("note") or ""
     run.setdefault("eval_items_per_split", None)
+    run.setdefault("question_fraction", None)
     return run
 
 
@@ -416,10 +417,18 @@ def pew_table(run: dict[str, Any]) -> _Tab | None:
 
 def _subsample_sentence(run: dict[str, Any]) -> str:
     count = run.get("eval_items_per_split")
-    if count is None:
+    fraction = run.get("question_fraction")
+    parts = []
+    if fraction is not None:
+        parts.append(f"This is a smaller study on a seeded {fraction:.0%} of the WVS questions "
+                     "(the same questions in training and every split)")
+    if count is not None:
+        parts.append(f"scores are on a seeded subsample of {count} items per split")
+    if not parts:
         return "Scores are on the full splits."
-    return (f"Scores are on a seeded subsample of {count} items per split (not the full "
-            f"splits), so they are not comparable with the paper's numbers at that precision.")
+    sentence = "; ".join(parts)
+    return (sentence[0].upper() + sentence[1:] + ", so the numbers are not comparable with the "
+            "paper's at that precision.")
 
 
 def _budget_text(budget: dict[str, Any]) -> str:

@@ -185,3 +185,26 @@ def sample_by_question(items: Sequence[SurveyItem], n_items: int, seed: int = 0)
             break
         chosen += by_question[questions[q]]
     return sorted(chosen)
+
+
+def sample_questions(splits: Mapping[str, Sequence[SurveyItem]], fraction: float,
+                     seed: int = 0, minimum: int = 2) -> frozenset[tuple[str, str]]:
+    """A seeded ``fraction`` of the questions, stratified by question group, as
+    ``(survey, question_id)`` keys; at least ``minimum`` per group.
+
+    A question's group is the first split (in ``splits`` order) that holds it; with the
+    paper's splits that is train (Q1), valid (Q2) and test_1 (Q3). The same questions then
+    define a smaller study in every split: training and evaluation keep their relation
+    (seen vs unseen questions), and no label is looked at to choose them.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    rng = random.Random(seed)
+    seen: set[tuple[str, str]] = set()
+    kept: set[tuple[str, str]] = set()
+    for items in splits.values():
+        group = sorted({(i.survey, i.question_id) for i in items} - seen)
+        seen.update(group)
+        count = min(len(group), max(minimum, round(fraction * len(group))))
+        kept.update(rng.sample(group, count))
+    return frozenset(kept)

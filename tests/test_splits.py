@@ -20,6 +20,7 @@ from surveytune.splits import (
     build_paper_splits,
     holdout_splits,
     paper_split_names,
+    sample_questions,
     select_splits,
 )
 
@@ -143,3 +144,18 @@ def test_real_paper_split_counts():
     labels = wvs_paper_split_labels(path)
     for item in items:
         assert paper_split_names(item.population, int(item.question_id[1:])) == labels[item.id]
+
+
+def test_sample_questions_is_stratified_seeded_and_shared_across_splits():
+    splits = {"train": [wvs(c, q) for c in ("Andorra", "Chile") for q in range(1, 21)],
+              "valid": [wvs(c, q) for c in ("Andorra", "Chile") for q in range(164, 168)],
+              "test_2": [wvs("Kenya", q) for q in range(1, 21)]}
+    kept = sample_questions(splits, 0.25, seed=3)
+    train_q = {("wvs7", f"Q{q}") for q in range(1, 21)}
+    valid_q = {("wvs7", f"Q{q}") for q in range(164, 168)}
+    assert len(kept & train_q) == 5  # 25% of 20
+    assert len(kept & valid_q) == 2  # the minimum per group, not round(0.25 * 4) = 1
+    assert kept == sample_questions(splits, 0.25, seed=3)
+    assert kept != sample_questions(splits, 0.25, seed=4)
+    with pytest.raises(ValueError, match="fraction"):
+        sample_questions(splits, 0.0)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from surveytune.study import Budget, Study
+from surveytune.study import Budget, Study, restrict_to_questions, study_splits
 from surveytune.training import TrainConfig
 
 COUNTRIES = ("Andorra", "Argentina", "Kenya", "Mexico")  # C1, C1, C2, C3
@@ -104,3 +104,16 @@ def test_other_budget_in_same_folder_is_refused(tmp_path, tiny_model_dir):
     with pytest.raises(DataError, match="another budget"):
         Study(out, data, budget=other, model=str(tiny_model_dir), log=lambda m: None
               )._check_or_write_run_info({"valid": []}, {"valid": []})
+
+
+def test_question_fraction_restricts_every_wvs_split_to_the_same_questions(tmp_path):
+    data = make_data_dir(tmp_path / "data")
+    splits = study_splits(data)
+    small = restrict_to_questions(splits, 0.5)
+    kept = {i.question_id for name, items in small.items() if name != "goqa" for i in items}
+    assert len(kept) < len({i.question_id for n, v in splits.items() if n != "goqa" for i in v})
+    # test_2 (C2 x Q1) keeps exactly the train questions that were kept
+    assert ({i.question_id for i in small["test_2"]}
+            == {i.question_id for i in small["train"]})
+    assert small["goqa"] == splits["goqa"]  # the unseen survey is sampled separately
+    assert small["valid"] == splits["valid"]  # valid only chooses the checkpoint
