@@ -421,7 +421,7 @@ def _subsample_sentence(run: dict[str, Any]) -> str:
     parts = []
     if fraction is not None:
         parts.append(f"This is a smaller study on a seeded {fraction:.0%} of the WVS questions "
-                     "(the same questions in training and every split)")
+                     "(the same questions in training and every test split; valid whole)")
     if count is not None:
         parts.append(f"scores are on a seeded subsample of {count} items per split")
     if not parts:
@@ -449,11 +449,42 @@ DIVERSITY_SENTENCE = ("Between-population 1-jsd: per question, the mean pairwise
                       "they are; an entropy above the humans' means flatter predictions.")
 
 
+def findings(run: dict[str, Any], metric: str = "1-jsd") -> list[str]:
+    """One sentence per split: how fine-tuned compares with zero-shot and the baselines.
+
+    Written from the numbers (nothing is hard-coded), so a reader sees at once whether the
+    run meets the paper's claims, e.g. on the unseen-country splits test_2 and test_5.
+    """
+    scores = _scores(run, metric)
+    tuned = scores.get("fine-tuned", {})
+    lines = []
+    for split in _splits(run):
+        if split not in tuned:
+            continue
+        value = tuned[split]
+        beats, below = [], []
+        for other in ("zero-shot", "uniform", "country-mean"):
+            if split in scores.get(other, {}):
+                ref = scores[other][split]
+                (beats if value > ref else below).append(f"{other} {_fmt(ref)}")
+        verdict = []
+        if beats:
+            verdict.append("beats " + ", ".join(beats))
+        if below:
+            verdict.append("is not above " + ", ".join(below))
+        lines.append(f"{split} ({split_description(split)}): fine-tuned {_fmt(value)} "
+                     + "; ".join(verdict) + ".")
+    return lines
+
+
 def _sections(run: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
     """The tables and sentences both outputs share: (heading, [("p"|"note"|"table", x)])."""
     metrics_tab, common = metrics_average_table(run)
     test_text = ", ".join(common) if common else "none"
+    found = findings(run)
     sections: list[tuple[str, list[tuple[str, Any]]]] = [
+        ("Findings: fine-tuned vs zero-shot and the baselines (1-jsd)",
+         [("list", found)] if found else [("skip", "No fine-tuned results in this run.")]),
         ("Paper Table 4 layout: 1-jsd (higher is better)", [
             ("p", f"Metric `1-jsd`: {METRIC_DESCRIPTIONS['1-jsd']}. Rows marked "
                   "\"paper, reported\" are the paper's numbers; rows marked \"this run\" are "
@@ -501,6 +532,8 @@ def _markdown(run: dict[str, Any], run_dir: Path) -> str:
             elif kind == "legend":
                 lines += [f"- `{name}`: {text}" for name, text in content.items()]
                 lines.append("")
+            elif kind == "list":
+                lines += [f"- {text}" for text in content] + [""]
             else:
                 lines += [content, ""]
     return "\n".join(lines).rstrip() + "\n"
@@ -858,6 +891,8 @@ def _html(run: dict[str, Any], run_dir: Path) -> str:
             elif kind == "legend":
                 body.append("<ul>" + "".join(f"<li><code>{_esc(k)}</code>: {_esc(v)}</li>"
                                              for k, v in content.items()) + "</ul>")
+            elif kind == "list":
+                body.append("<ul>" + "".join(f"<li>{_esc(t)}</li>" for t in content) + "</ul>")
             elif kind == "skip":
                 body.append(f'<p class="skip">{_esc(content)}</p>')
             else:

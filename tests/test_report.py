@@ -14,6 +14,7 @@ from surveytune.metrics import item_metrics
 from surveytune.report import (
     PAPER_TABLE4,
     build_report,
+    findings,
     load_predictions,
     results_frame,
     sample_items,
@@ -179,3 +180,18 @@ def test_bad_prediction_line_is_located(tmp_path):
     path.write_text(path.read_text(encoding="utf-8") + "{not json\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"test_2\.jsonl:13"):
         build_report(run)
+
+
+def test_findings_compare_fine_tuned_with_zero_shot_and_baselines():
+    run = _results()
+    for row in run["results"]:  # fine-tuned on test_5 below zero-shot (0.78)
+        if (row["method"], row["split"]) == ("fine-tuned", "test_5"):
+            row["1-jsd"] = 0.7
+    lines = {line.split(" ")[0]: line for line in findings(run)}
+    assert set(lines) == set(SPLITS)
+    assert lines["test_2"] == ("test_2 (C2×Q1 unseen countries): fine-tuned 0.813 beats "
+                               "zero-shot 0.770, uniform 0.610, country-mean 0.650.")
+    assert lines["test_5"].endswith("beats uniform 0.620, country-mean 0.660; "
+                                    "is not above zero-shot 0.780.")
+    no_model = {**run, "results": [r for r in run["results"] if r["method"] != "fine-tuned"]}
+    assert findings(no_model) == []
