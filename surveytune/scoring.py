@@ -63,7 +63,9 @@ def last_position_logits(model: Any, batch: Sequence[Sequence[int]], pad_id: int
     inputs = left_pad([ids[size:] for ids in batch], pad_id, device=model.device)
     mask = torch.cat([torch.ones((len(batch), size), dtype=torch.long, device=model.device),
                       inputs["attention_mask"]], dim=1)
-    cache = copy.deepcopy(prefix.cache)
+    # A prefix built without gradients is reused for many batches, so each gets a copy; one
+    # built with gradients (training) belongs to this batch, and copying would cut the graph.
+    cache = copy.deepcopy(prefix.cache) if prefix.reusable else prefix.cache
     cache.batch_repeat_interleave(len(batch))
     out = model(input_ids=inputs["input_ids"], attention_mask=mask,
                 position_ids=inputs["position_ids"] + size, use_cache=True, logits_to_keep=1,
@@ -82,10 +84,16 @@ def _cache_argument(model: Any) -> str:
 @dataclass
 class SharedPrefix:
     """The tokens every prompt starts with (chat header, "How would someone from") and their
-    key/value cache, computed once instead of once per prompt."""
+    key/value cache, computed once instead of once per prompt.
+
+    Built with gradients enabled (training), the cache is part of the autograd graph: the
+    prefix then runs once per batch instead of once per row, gradients still flow through it,
+    and it is used by one ``last_position_logits`` call only.
+    """
 
     token_ids: list[int]
     cache: Any
+    reusable: bool = True
 
     @classmethod
     def build(cls, model: Any, token_ids: Sequence[Sequence[int]],
@@ -102,7 +110,7 @@ class SharedPrefix:
         input_ids = torch.tensor([list(first[:size])], device=model.device)
         out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
         cache = getattr(out, "cache", None) or out.past_key_values
-        return cls(list(first[:size]), cache)
+        return cls(list(first[:size]), cache, reusable=not torch.is_grad_enabled())
 
 
 def letter_log_probs(logits: torch.Tensor, letter_ids: torch.Tensor,

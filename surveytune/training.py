@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .items import SurveyItem, atomic_write_text
 from .losses import LOSSES, padded_targets
 from .metrics import METRIC_NAMES, metrics_table, summarize
-from .scoring import last_position_logits, letter_log_probs, score_token_ids
+from .scoring import SharedPrefix, last_position_logits, letter_log_probs, score_token_ids
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("float32", "bf16-autocast")
@@ -223,9 +223,16 @@ def step_items(step: int, lengths: Sequence[int], batch_size: int, per_step: int
 
 
 def batch_loss(model: Any, batch: Batchable, idx: Sequence[int], letter_ids: torch.Tensor,
-               pad_id: int, loss_name: str) -> torch.Tensor:
-    """Mean loss of items ``idx`` with gradients (one forward pass, last position only)."""
-    logits = last_position_logits(model, [batch.token_ids[i] for i in idx], pad_id)
+               pad_id: int, loss_name: str, *, share_prefix: bool = True) -> torch.Tensor:
+    """Mean loss of items ``idx`` with gradients (one forward pass, last position only).
+
+    The start the items share (chat header, "How would someone from") runs once for the
+    batch; gradients flow through it as through the rest. With LoRA dropout the shared start
+    gets one dropout mask instead of one per row, otherwise the numbers are the same.
+    """
+    token_ids = [batch.token_ids[i] for i in idx]
+    prefix = SharedPrefix.build(model, token_ids) if share_prefix else None
+    logits = last_position_logits(model, token_ids, pad_id, prefix)
     n_options = [batch.n_options[i] for i in idx]
     log_probs, _ = letter_log_probs(logits, letter_ids, n_options)
     targets = padded_targets([batch.distributions[i] for i in idx], max(n_options))

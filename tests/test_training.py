@@ -100,6 +100,41 @@ def test_loss_falls_on_a_fixed_batch(tiny_model_dir, method):
     assert max(losses[-5:]) < min(losses[:3])
 
 
+def test_shared_prefix_training_gives_the_same_loss_and_gradients(tiny_model_dir):
+    from surveytune.scoring import SharedPrefix
+
+    loaded = LoadedModel.load(str(tiny_model_dir))
+    items = synthetic_items(n_questions=3, populations=("Aland", "Borduria", "Carpania"))
+    sim = Simulator(loaded, chat=False)
+    tokenized = [loaded.tokenizer(p, add_special_tokens=False)["input_ids"]
+                 for p in sim.prompts(items)]
+    assert len({len(t) for t in tokenized}) > 1  # padding between prefix and rest is tested
+    assert SharedPrefix.build(loaded.model, tokenized) is not None
+    batch = Batchable(tokenized, [i.distribution for i in items])
+    model = wrap_for_training(loaded.model, TrainConfig(lora_r=4, lora_dropout=0.0,
+                                                        target_modules=("all-linear",)))
+    for name, param in model.named_parameters():  # LoRA B starts at zero: make it count
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    letters = torch.tensor(loaded.letter_ids)
+    pad = loaded.tokenizer.pad_token_id
+    idx = list(range(len(items)))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(shared: bool):
+        model.zero_grad()
+        loss = batch_loss(model, batch, idx, letters, pad, "kl", share_prefix=shared)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in trainable]
+
+    loss_shared, grads_shared = loss_and_grads(True)
+    loss_plain, grads_plain = loss_and_grads(False)
+    assert loss_shared == pytest.approx(loss_plain, abs=1e-5)
+    for a, b in zip(grads_shared, grads_plain):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert any(g.abs().sum() > 0 for g in grads_shared)
+
+
 def _fit(model_dir, out, **overrides):
     items = synthetic_items(n_questions=6, populations=("Aland", "Borduria", "Carpania"))
     train = [i for i in items if i.question_id not in ("q4", "q5")]
