@@ -2,7 +2,7 @@
 running every row in full, side by side.
 
 Same model, same batches of the train split (the study's order), same LoRA setup as the
-budgets (r=16, all linear layers, LoRA dropout 0.05, bf16 autocast), one run; the two paths
+default budget (r=16, all linear layers, LoRA dropout 0.05, bf16 autocast), one run; the two paths
 alternate step by step so that machine noise hits both alike. Each step is forward +
 backward + AdamW. That both paths compute the same loss and gradients is a float32 unit test
 (tests/test_training.py); in bf16 they differ by rounding, printed here. The last line is
@@ -16,14 +16,15 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from surveytune.scoring import encode
 from surveytune.simulator import Simulator
-from surveytune.study import study_splits
-from surveytune.training import Batchable, TrainConfig, batch_loss, epoch_order, wrap_for_training
+from surveytune.study import BUDGETS, study_splits
+from surveytune.training import Batchable, batch_loss, epoch_order, wrap_for_training
 
 
 def main() -> None:
@@ -35,8 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    config = TrainConfig(lora_r=16, lora_alpha=32, lora_dropout=args.dropout,
-                         target_modules=("all-linear",), batch_size=8)
+    config = replace(BUDGETS["default"].train, lora_dropout=args.dropout)
     items = study_splits(args.data_dir, unseen_survey=False)["train"]
     sim = Simulator.load(args.model)
     token_ids = encode(sim.tokenizer, sim.prompts(items))
@@ -49,9 +49,10 @@ def main() -> None:
     letters = torch.tensor(sim.letter_ids)
     pad = sim.tokenizer.pad_token_id
     mean_len = np.mean([len(token_ids[i]) for b in batches for i in b])
+    modules = "/".join(config.target_modules)
     print(f"model {args.model}, {len(batches)} train batches of {config.batch_size}, mean "
-          f"prompt {mean_len:.0f} tokens, LoRA r=16 all-linear, dropout {args.dropout}, "
-          "bf16 autocast")
+          f"prompt {mean_len:.0f} tokens, LoRA r={config.lora_r} {modules}, "
+          f"dropout {args.dropout}, bf16 autocast")
 
     def step(idx, share_prefix: bool) -> tuple[float, float]:
         start = time.perf_counter()

@@ -34,6 +34,8 @@ UNSEEN_SURVEY = "goqa"
 
 EVAL_SPLITS = ("valid", "test_1", "test_2", "test_3", "test_4", "test_5", "test_6", "test_7",
                UNSEEN_SURVEY)
+TEST_SPLITS = tuple(name for name in EVAL_SPLITS if name != "valid")
+"""What the smaller budgets score: valid only chooses their checkpoint."""
 
 HAVE_TEST_ROWS = ("test rows only for the WVS countries in the shared data: test_1 645, "
                   "test_2 600, test_3 140, test_4 240, test_5 599, test_6 140, test_7 240 "
@@ -106,18 +108,19 @@ BUDGETS = {
         "checkpoint chosen on 96 valid items, every kept test item scored, 32 GOQA items",
         TrainConfig(**_LORA, learning_rate=5e-4, max_steps=60, warmup_ratio=0.1,
                     eval_every=20, eval_items=96, checkpoint_every=10),
-        eval_items=None, goqa_items=32, splits=tuple(s for s in EVAL_SPLITS if s != "valid"),
+        eval_items=None, goqa_items=32, splits=TEST_SPLITS,
         question_fraction=0.1),
     # Measured on 2 cores (reproduce, 2026-11-27): zero-shot scoring of every test item and 200
     # GOQA items 8 min, 856 training steps ~4-5 s each, a 200-item validation ~1 min,
-    # fine-tuned scoring 9 min. Validating at 0, 428 and 856 only (every 285 steps cost two
-    # extra validations, one of them at step 855) and valid left out of scoring keep it < 90.
+    # fine-tuned scoring 9 min; 99m50s end to end with validation every 285 steps. Validating at
+    # 0, 428 and 856 only (every 285 added one at step 855, next to 856) and the shared prompt
+    # start in training bring the estimate to ~81 min; not yet measured end to end.
     "default": Budget(
         "default", "one epoch of LoRA on the train split (856 steps of 8 on the WVS data), "
         "checkpoint chosen on 200 valid items at steps 0, 428 and 856, every test item "
         "scored, 200 GOQA items (about 80-90 min on 2 CPU cores)",
         TrainConfig(**_LORA, learning_rate=2e-4, epochs=1.0, eval_every=428, eval_items=200),
-        eval_items=None, goqa_items=200, splits=tuple(s for s in EVAL_SPLITS if s != "valid")),
+        eval_items=None, goqa_items=200, splits=TEST_SPLITS),
     "full": Budget(
         "full", "the real study: 3 epochs of LoRA, checkpoint chosen on the whole valid split "
         "every 400 steps, every item of every split scored, GOQA included (many hours on CPU)",
