@@ -1,20 +1,99 @@
 """Reference predictors every model result must be stated next to (METHOD.md §5 and §7).
 
-Each baseline returns a list of probability vectors (numpy arrays) aligned with the items
-it is asked to predict.
+Every baseline is one entry of :data:`BASELINES` (name, one-line description, competitor or
+reference, and a factory ``fit(train_items, options) -> predict(items)``); the study, the
+reports and the tables read names, order and descriptions from there. Adding a baseline is
+one :func:`register` call below. A *competitor* uses only what a real predictor has (the
+training data, the question); a *reference* uses the test populations' own answers
+(``country-mean-loo``, ``ceiling``) and is shown for scale, never as something to beat.
+
+:data:`MODEL_METHODS` names the language-model methods that follow the baselines in every
+table. Each predictor returns a list of probability vectors (numpy arrays) aligned with the
+items it is asked to predict.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .items import SurveyItem
 from .metrics import result_rows
 
-BASELINE_NAMES = ("uniform", "country-mean", "country-mean-loo", "ceiling")
+Predictor = Callable[[Sequence[SurveyItem]], list[np.ndarray]]
+"""``predict(items) -> one probability vector per item``."""
+
+COMPETITOR = "competitor"
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """Settings a baseline's factory may read."""
+
+    ceiling_n: int = 1200   # respondents per resample for ``ceiling``
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One registered baseline."""
+
+    name: str
+    description: str
+    kind: str  # COMPETITOR or REFERENCE
+    fit: Callable[[Sequence[SurveyItem], BaselineOptions], Predictor]
+
+    @property
+    def competitor(self) -> bool:
+        return self.kind == COMPETITOR
+
+
+BASELINES: dict[str, Baseline] = {}
+"""Every baseline by name, in the order tables show them."""
+
+MODEL_METHODS = {
+    "zero-shot": "the language model before fine-tuning",
+    "fine-tuned": "the language model after fine-tuning (checkpoint chosen on valid)",
+}
+"""The language-model methods, by name, in table order (after the baselines)."""
+
+
+def register(baseline: Baseline) -> Baseline:
+    """Add a baseline to :data:`BASELINES` (at the end of the order); names are unique."""
+    if baseline.kind not in (COMPETITOR, REFERENCE):
+        raise ValueError(f"baseline kind must be {COMPETITOR!r} or {REFERENCE!r}, "
+                         f"got {baseline.kind!r}")
+    if baseline.name in BASELINES or baseline.name in MODEL_METHODS:
+        raise ValueError(f"a method named {baseline.name!r} is already registered")
+    BASELINES[baseline.name] = baseline
+    return baseline
+
+
+def method_names() -> tuple[str, ...]:
+    """Every method a result row may name, in table order: baselines, then the models."""
+    return (*BASELINES, *MODEL_METHODS)
+
+
+def competitor_names() -> tuple[str, ...]:
+    """The baselines a model result is compared against (not the references)."""
+    return tuple(name for name, b in BASELINES.items() if b.competitor)
+
+
+def method_description(name: str) -> str:
+    """One line on what a method is ("" for a name nobody registered)."""
+    if name in BASELINES:
+        return BASELINES[name].description
+    return MODEL_METHODS.get(name, "")
+
+
+def method_sort_key(name: str) -> tuple[int, str]:
+    """Registered methods in :func:`method_names` order, then any other name alphabetically."""
+    names = method_names()
+    return (names.index(name), "") if name in names else (len(names), name)
 
 
 def _question_key(item: SurveyItem) -> tuple[str, str]:
@@ -105,15 +184,26 @@ def ceiling(items: Sequence[SurveyItem], n: int = 1200, seed: int = 0) -> list[n
     return predictions
 
 
+register(Baseline("uniform", "every option equally likely", COMPETITOR,
+                  lambda train, options: uniform))
+register(Baseline("country-mean",
+                  "per question, the mean distribution of the training countries", COMPETITOR,
+                  lambda train, options: lambda items: country_mean(train, items)))
+register(Baseline("country-mean-loo", "per question, the mean distribution of the OTHER "
+                  "populations of the same split", REFERENCE,
+                  lambda train, options: country_mean_loo))
+register(Baseline("ceiling", "the human distribution resampled as a survey of about 1,200 "
+                  "respondents (an upper bound given sampling noise)", REFERENCE,
+                  lambda train, options: lambda items: ceiling(items, n=options.ceiling_n,
+                                                               seed=options.seed)))
+
+
 def baseline_predictors(train_items: Sequence[SurveyItem], ceiling_n: int = 1200,
-                        seed: int = 0) -> dict[str, Callable[[Sequence[SurveyItem]], list]]:
-    """Each baseline as a function of the items of one split, by name."""
-    return {
-        "uniform": uniform,
-        "country-mean": lambda items: country_mean(train_items, items),
-        "country-mean-loo": country_mean_loo,
-        "ceiling": lambda items: ceiling(items, n=ceiling_n, seed=seed),
-    }
+                        seed: int = 0) -> dict[str, Predictor]:
+    """Each registered baseline fitted on ``train_items``, as a function of the items of one
+    split, by name."""
+    options = BaselineOptions(ceiling_n=ceiling_n, seed=seed)
+    return {name: baseline.fit(train_items, options) for name, baseline in BASELINES.items()}
 
 
 def evaluate_baselines(splits: Mapping[str, Sequence[SurveyItem]], train_split: str = "train",
@@ -121,7 +211,7 @@ def evaluate_baselines(splits: Mapping[str, Sequence[SurveyItem]], train_split: 
                        keep: Mapping[str, Sequence[int]] | None = None) -> list[dict]:
     """One result row (see :func:`surveytune.metrics.result_rows`) per baseline and split.
 
-    ``country-mean`` is fitted on ``splits[train_split]``; a missing train split raises.
+    Every baseline is fitted on ``splits[train_split]``; a missing train split raises.
     ``keep`` optionally restricts scoring to some items of a split (a subsample evaluated
     by a model too); the baselines still see the whole split, so ``country-mean-loo``
     averages over all other populations, not only the sampled ones.
@@ -131,9 +221,9 @@ def evaluate_baselines(splits: Mapping[str, Sequence[SurveyItem]], train_split: 
                          f"splits given are {sorted(splits)}")
     predictors = baseline_predictors(splits[train_split], ceiling_n, seed)
     rows = []
-    for name in BASELINE_NAMES:
+    for name, predict in predictors.items():
         for split, items in splits.items():
-            predictions = predictors[name](items)
+            predictions = predict(items)
             index = range(len(items)) if keep is None or split not in keep else keep[split]
             rows.append(result_rows(name, split, [items[i] for i in index],
                                     [predictions[i] for i in index]))

@@ -50,6 +50,12 @@ EXCLUDED_QIDS = frozenset({82, 223, *range(94, 106)})
 PAPER_SPLITS = ("train", "valid", "test_1", "test_2", "test_3", "test_4", "test_5", "test_6",
                 "test_7")
 
+UNSEEN_SURVEY = "goqa"
+"""GlobalOpinionQA's Pew rows (its WVS rows removed), as the unseen-survey split."""
+
+HOLDOUT_SPLITS = ("train", "test_questions", "test_populations", "test_both")
+"""The splits of :func:`holdout_splits`."""
+
 SPLIT_DESCRIPTIONS = {
     "train": "C1×Q1 training countries and questions",
     "valid": "C1×Q2 unseen questions",
@@ -60,11 +66,26 @@ SPLIT_DESCRIPTIONS = {
     "test_5": "C3×Q1 unseen countries",
     "test_6": "C3×Q2 unseen countries and questions",
     "test_7": "C3×Q3 unseen countries and questions",
+    UNSEEN_SURVEY: "unseen survey: GlobalOpinionQA Pew rows",
     "test_questions": "unseen questions, seen populations",
     "test_populations": "unseen populations, seen questions",
     "test_both": "unseen populations and questions",
 }
-"""A short description of every split name, for reports."""
+"""A short description of every split name, for reports; its order is the order of reports."""
+
+SPLIT_ORDER = tuple(SPLIT_DESCRIPTIONS)
+
+
+def split_sort_key(name: str) -> tuple[int, str]:
+    """Known splits in :data:`SPLIT_ORDER`, then any other name alphabetically."""
+    if name in SPLIT_DESCRIPTIONS:
+        return (SPLIT_ORDER.index(name), "")
+    return (len(SPLIT_ORDER), name)
+
+
+def split_description(name: str) -> str:
+    """What a split holds, for reports ("" for a name we do not know)."""
+    return SPLIT_DESCRIPTIONS.get(name, "")
 
 _GRID = {
     ("C1", 0): "train", ("C1", 1): "valid", ("C1", 2): "test_1",
@@ -153,8 +174,9 @@ def holdout_splits(items: Iterable[SurveyItem], *, populations: Sequence[str] = 
     rng = random.Random(seed)
     held_pop = _held_out(all_populations, populations, population_fraction, rng, "population")
     held_q = _held_out(all_questions, questions, question_fraction, rng, "question")
-    names = {(False, False): "train", (False, True): "test_questions",
-             (True, False): "test_populations", (True, True): "test_both"}
+    train, questions, populations, both = HOLDOUT_SPLITS
+    names = {(False, False): train, (False, True): questions,
+             (True, False): populations, (True, True): both}
     splits: dict[str, list[SurveyItem]] = {n: [] for n in names.values()}
     for item in items:
         name = names[(item.population in held_pop, item.question_id in held_q)]

@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 
 from surveytune.baselines import (
-    BASELINE_NAMES,
+    BASELINES,
+    MODEL_METHODS,
+    Baseline,
     ceiling,
     country_mean,
     country_mean_loo,
     evaluate_baselines,
+    method_names,
+    register,
     uniform,
 )
 from surveytune.items import make_item
@@ -96,7 +100,7 @@ def test_evaluate_baselines_rows():
                         _item("q7", "C", [0.2, 0.8], "valid")]}
     rows = evaluate_baselines(splits, ceiling_n=500, seed=1)
     assert [(r["method"], r["split"]) for r in rows] == [
-        (m, s) for m in BASELINE_NAMES for s in ("train", "valid")]
+        (m, s) for m in BASELINES for s in ("train", "valid")]
     for row in rows:
         assert list(row) == ["method", "split", "n", *METRIC_NAMES]
         assert row["n"] == len(splits[row["split"]])
@@ -108,6 +112,34 @@ def test_evaluate_baselines_rows():
     assert cm_valid["acc"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="train"):
         evaluate_baselines({"valid": splits["valid"]})
+
+
+def test_registry_names_order_and_kinds():
+    assert tuple(BASELINES) == ("uniform", "country-mean", "country-mean-loo", "ceiling")
+    assert method_names() == (*BASELINES, *MODEL_METHODS)
+    kinds = {name: b.kind for name, b in BASELINES.items()}
+    assert kinds == {"uniform": "competitor", "country-mean": "competitor",
+                     "country-mean-loo": "reference", "ceiling": "reference"}
+    assert all(b.description for b in BASELINES.values())
+    with pytest.raises(ValueError, match="already registered"):
+        register(Baseline("uniform", "again", "competitor", lambda train, options: uniform))
+    with pytest.raises(ValueError, match="kind"):
+        register(Baseline("other", "x", "rival", lambda train, options: uniform))
+
+
+def test_a_new_baseline_is_one_registry_entry(monkeypatch):
+    """A registered baseline is scored by evaluate_baselines, after the others, in order."""
+    monkeypatch.setattr("surveytune.baselines.BASELINES", dict(BASELINES))
+    from surveytune import baselines
+
+    baselines.register(Baseline("first-option", "all mass on option A", "competitor",
+                                lambda train, options: lambda items: [
+                                    np.eye(i.n_options)[0] for i in items]))
+    splits = {"train": TRAIN, "valid": [_item("q1", "C", [0.4, 0.6], "valid")]}
+    rows = baselines.evaluate_baselines(splits)
+    assert [r["method"] for r in rows][-2:] == ["first-option", "first-option"]
+    assert rows[-1]["acc"] == 0.0
+    assert baselines.method_names()[-3:] == ("first-option", "zero-shot", "fine-tuned")
 
 
 def _data_file() -> Path:
