@@ -55,9 +55,11 @@ class Baseline:
 BASELINES: dict[str, Baseline] = {}
 """Every baseline by name, in the order tables show them."""
 
+ZERO_SHOT = "zero-shot"
+FINE_TUNED = "fine-tuned"
 MODEL_METHODS = {
-    "zero-shot": "the language model before fine-tuning",
-    "fine-tuned": "the language model after fine-tuning (checkpoint chosen on valid)",
+    ZERO_SHOT: "the language model before fine-tuning",
+    FINE_TUNED: "the language model after fine-tuning (checkpoint chosen on valid)",
 }
 """The language-model methods, by name, in table order (after the baselines)."""
 

@@ -11,29 +11,26 @@ from typing import Any
 
 import pandas as pd
 
-from .items import SurveyItem, atomic_write_text, make_item
+from .items import SurveyItem, make_item
 from .metrics import metrics_table, result_rows
 from .models import DEFAULT_MODEL, LoadedModel, ModelError
 from .prompts import PromptTemplate, build_prompt
+from .records import PredictionRecord, write_predictions
 from .scoring import Prediction, encode, score_token_ids
 from .training import TrainConfig, TrainResult, train
 
 
 def prediction_records(split: str, items: Sequence[SurveyItem],
-                       predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
-    """One JSON-ready record per item: what was asked, what people said, what the model said."""
+                       predictions: Sequence[Prediction]) -> list[PredictionRecord]:
+    """One record per item: what was asked, what people said, what the model said."""
     table = metrics_table(items, [p.distribution for p in predictions])
-    return [{"id": item.id, "split": split, "survey": item.survey, "population": item.population,
-             "question_id": item.question_id, "question": item.question,
-             "options": list(item.options), "human": list(item.distribution),
-             "predicted": [round(float(x), 6) for x in pred.distribution],
-             "letter_mass": round(pred.letter_mass, 6), "1-jsd": float(score)}
+    return [PredictionRecord(
+                id=item.id, split=split, survey=item.survey, population=item.population,
+                question_id=item.question_id, question=item.question,
+                options=list(item.options), human=list(item.distribution),
+                predicted=[round(float(x), 6) for x in pred.distribution],
+                letter_mass=round(pred.letter_mass, 6), score=float(score))
             for item, pred, score in zip(items, predictions, table["1-jsd"])]
-
-
-def write_records(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
-    """JSONL, atomically."""
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 class Simulator:
@@ -138,7 +135,7 @@ class Simulator:
                                     [p.distribution for p in predictions]))
             records += prediction_records(split, items, predictions)
         if predictions_path is not None:
-            write_records(records, predictions_path)
+            write_predictions(records, predictions_path)
         return rows
 
     # -- training -----------------------------------------------------------------------------

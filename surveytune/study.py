@@ -14,7 +14,6 @@ Nothing is chosen on a test split: the checkpoint is chosen on (a subsample of) 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -22,18 +21,36 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .items import DataError, SurveyItem, atomic_write_text
+from .baselines import MODEL_METHODS, evaluate_baselines, method_sort_key
+from .items import DataError, SurveyItem
 from .loaders import find_data_file, load_goqa, load_wvs_unified
 from .metrics import between_population_similarity, mean_entropy, result_rows
 from .models import DEFAULT_MODEL
-from .splits import build_paper_splits, sample_by_question, sample_questions
+from .records import (
+    BASELINES_FILE,
+    RUN_FILE,
+    BaselineResults,
+    DiversityRow,
+    ResultRow,
+    RunInfo,
+    RunResults,
+    TrainingRecord,
+    predictions_path,
+    read_predictions,
+    write_predictions,
+)
+from .report import build_report
+from .simulator import Simulator, prediction_records
+from .splits import (
+    PAPER_SPLITS,
+    UNSEEN_SURVEY,
+    build_paper_splits,
+    sample_by_question,
+    sample_questions,
+)
 from .training import TrainConfig, data_fingerprint
 
-UNSEEN_SURVEY = "goqa"
-"""GlobalOpinionQA's Pew rows (its WVS rows removed), as the unseen-survey split."""
-
-EVAL_SPLITS = ("valid", "test_1", "test_2", "test_3", "test_4", "test_5", "test_6", "test_7",
-               UNSEEN_SURVEY)
+EVAL_SPLITS = (*(name for name in PAPER_SPLITS if name != "train"), UNSEEN_SURVEY)
 TEST_SPLITS = tuple(name for name in EVAL_SPLITS if name != "valid")
 """What the smaller budgets score: valid only chooses their checkpoint."""
 
@@ -129,10 +146,6 @@ BUDGETS = {
 }
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
 class Study:
     """One run folder of the study. ``run()`` does whatever is not done yet."""
 
@@ -170,9 +183,7 @@ class Study:
         self.log("[5/6] fine-tuned scoring")
         self._score("fine-tuned", evaluated, adapter=adapter)
         self.log("[6/6] results and report")
-        results = self._results(baselines, evaluated)
-        from .report import build_report
-
+        results = self._results(baselines, evaluated).to_dict()
         build_report(self.out)
         results["elapsed_s_this_call"] = time.monotonic() - started
         return results
@@ -188,101 +199,82 @@ class Study:
         return keep
 
     def _check_or_write_run_info(self, splits, evaluated) -> None:
-        info = {"budget": asdict(self.budget), "model": self.model,
-                "data_dir": str(self.data_dir),
-                "fingerprint": {name: data_fingerprint(items) for name, items in splits.items()},
-                "evaluated": {name: len(index) for name, index in evaluated.items()}}
-        info = json.loads(json.dumps(info))
-        path = self.out / "run.json"
+        info = RunInfo(budget=asdict(self.budget), model=self.model,
+                       data_dir=str(self.data_dir),
+                       fingerprint={name: data_fingerprint(items)
+                                    for name, items in splits.items()},
+                       evaluated={name: len(index) for name, index in evaluated.items()})
+        path = self.out / RUN_FILE
         if path.exists():
-            saved = json.loads(path.read_text())
-            if {k: saved.get(k) for k in ("budget", "model", "fingerprint")} != {
-                    k: info[k] for k in ("budget", "model", "fingerprint")}:
+            if not RunInfo.read(self.out).same_run(info):
                 raise DataError("this folder holds a run with another budget, model or data; "
                                 "use another --out", file=path)
             self.log(f"resuming the run in {self.out}")
             return
-        atomic_write_text(path, json.dumps(info, indent=1))
+        info.write(self.out)
 
-    def _baselines(self, splits, evaluated) -> list[dict[str, Any]]:
-        path = self.out / "baselines.json"
-        if path.exists():
-            return json.loads(path.read_text())["results"]
-        from .baselines import evaluate_baselines
-
+    def _baselines(self, splits, evaluated) -> list[ResultRow]:
+        if (self.out / BASELINES_FILE).exists():
+            return BaselineResults.read(self.out).results
         chosen = {name: splits[name] for name in ("train", *self.budget.splits)}
-        rows = [r for r in evaluate_baselines(chosen, keep=evaluated) if r["split"] != "train"]
-        atomic_write_text(path, json.dumps({"results": rows}, indent=1))
+        rows = [ResultRow.from_dict(r) for r in evaluate_baselines(chosen, keep=evaluated)
+                if r["split"] != "train"]
+        BaselineResults(rows).write(self.out)
         return rows
 
-    def _simulator_for(self, adapter: Path | None):
-        from .simulator import Simulator
-
+    def _simulator_for(self, adapter: Path | None) -> Simulator:
         if self._simulator is None or self._simulator.adapter != (adapter and str(adapter)):
             self._simulator = Simulator.load(self.model, adapter=adapter)
         return self._simulator
 
     def _score(self, method: str, evaluated, adapter: Path | None) -> None:
-        from .simulator import prediction_records, write_records
-
         for name in self.budget.splits:
-            path = self.out / "predictions" / method / f"{name}.jsonl"
+            path = predictions_path(self.out, method, name)
             if path.exists():
                 continue
             items = [self._splits[name][i] for i in evaluated[name]]
             sim = self._simulator_for(adapter)
             predictions = sim.predict(items, desc=f"{method} {name}")
-            write_records(prediction_records(name, items, predictions), path)
+            write_predictions(prediction_records(name, items, predictions), path)
 
     def _train(self, splits) -> Path:
-        adapter = self.out / "train" / "adapter"
-        done = self.out / "train" / "training.json"
-        if done.exists() and json.loads(done.read_text())["stopped_by"] == "steps":
+        train_dir = self.out / "train"
+        adapter = train_dir / "adapter"
+        if (train_dir / "training.json").exists() and TrainingRecord.read(train_dir).finished:
             return adapter
         sim = self._simulator_for(None)
         self._simulator = None  # fitting changes the model in place
         sim.fit(splits["train"], splits["valid"], self.out / "train", self.budget.train)
         return adapter
 
-    def _results(self, baselines, evaluated) -> dict[str, Any]:
+    def _results(self, baselines: list[ResultRow], evaluated) -> RunResults:
         rows = list(baselines)
         diversity = []
         for name in self.budget.splits:
             human_done = False
-            for method in ("zero-shot", "fine-tuned"):
-                records = _read_records(self.out / "predictions" / method / f"{name}.jsonl")
-                items = [_record_item(r) for r in records]
-                predicted = [r["predicted"] for r in records]
-                rows.append(result_rows(method, name, items, predicted))
+            for method in MODEL_METHODS:
+                records = read_predictions(predictions_path(self.out, method, name))
+                items = [r.to_item() for r in records]
+                predicted = [r.predicted for r in records]
+                rows.append(ResultRow.from_dict(result_rows(method, name, items, predicted)))
                 if not human_done:
                     diversity.append(_diversity_row(name, "human", items, None))
                     human_done = True
                 diversity.append(_diversity_row(name, method, items, predicted))
-        order = {m: i for i, m in enumerate(("uniform", "country-mean", "country-mean-loo",
-                                             "ceiling", "zero-shot", "fine-tuned"))}
-        rows.sort(key=lambda r: (self.budget.splits.index(r["split"]), order[r["method"]]))
-        results = {"results": rows, "diversity": diversity, "budget": asdict(self.budget),
-                   "model": self.model, "note": HAVE_TEST_ROWS,
-                   "eval_items_per_split": self.budget.eval_items,
-                   "question_fraction": self.budget.question_fraction,
-                   "evaluated": {name: len(index) for name, index in evaluated.items()}}
-        atomic_write_text(self.out / "results.json", json.dumps(results, indent=1))
+        rows.sort(key=lambda r: (self.budget.splits.index(r.split), method_sort_key(r.method)))
+        results = RunResults(
+            results=rows, diversity=diversity, budget=asdict(self.budget), model=self.model,
+            note=HAVE_TEST_ROWS, eval_items_per_split=self.budget.eval_items,
+            question_fraction=self.budget.question_fraction,
+            evaluated={name: len(index) for name, index in evaluated.items()})
+        results.write(self.out)
         return results
 
 
-def _record_item(record: dict[str, Any]) -> SurveyItem:
-    """A minimal item from a predictions record, for metrics (distribution and grouping)."""
-    return SurveyItem(id=record["id"], survey=record["survey"],
-                      question_id=record["question_id"], question=record.get("question", ""),
-                      options=tuple(record["options"]), distribution=tuple(record["human"]),
-                      population=record["population"], split=record["split"])
-
-
-def _diversity_row(split: str, method: str, items, predictions) -> dict[str, Any]:
+def _diversity_row(split: str, method: str, items, predictions) -> DiversityRow:
     dists = [i.distribution for i in items] if predictions is None else predictions
     try:
         similarity = between_population_similarity(items, predictions)
     except ValueError:  # no question with two populations in this sample
         similarity = None
-    return {"split": split, "method": method, "between_population_1-jsd": similarity,
-            "mean_normalised_entropy": mean_entropy(dists)}
+    return DiversityRow(split, method, similarity, mean_entropy(dists))

@@ -11,6 +11,7 @@ import pytest
 
 from surveytune.items import DataError
 from surveytune.metrics import item_metrics
+from surveytune.records import PredictionRecord, RunResults, TrainingRecord, write_predictions
 from surveytune.report import (
     PAPER_TABLE4,
     build_report,
@@ -51,22 +52,20 @@ def _results(splits=SPLITS, methods=METHODS) -> dict:
 def _write_predictions(run: Path, method: str, shift: float) -> None:
     rng = np.random.default_rng(0)
     for split in SPLITS:
-        lines = []
+        records = []
         for q in range(3):
             for country in COUNTRIES:
                 human = rng.dirichlet(np.ones(4))
                 predicted = (1 - shift) * np.full(4, 0.25) + shift * human
-                lines.append(json.dumps({
-                    "id": f"wvs7/Q{q + 1}/{country}", "split": split, "population": country,
-                    "question_id": f"Q{q + 1}", "question": f"How important is thing {q}?",
-                    "options": ["Very important", "Rather important", "Not very important",
-                                "Not at all important (a very long option label)"],
-                    "human": human.tolist(), "predicted": predicted.tolist(),
-                    "letter_mass": 0.9,
-                    "1-jsd": item_metrics(human, predicted)["1-jsd"]}))
-        folder = run / "predictions" / method
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+                records.append(PredictionRecord(
+                    id=f"wvs7/Q{q + 1}/{country}", split=split, survey="wvs7",
+                    population=country, question_id=f"Q{q + 1}",
+                    question=f"How important is thing {q}?",
+                    options=["Very important", "Rather important", "Not very important",
+                             "Not at all important (a very long option label)"],
+                    human=human.tolist(), predicted=predicted.tolist(), letter_mass=0.9,
+                    score=item_metrics(human, predicted)["1-jsd"]))
+        write_predictions(records, run / "predictions" / method / f"{split}.jsonl")
 
 
 def make_run(root: Path, fine_tuned: bool = True, training: bool = True) -> Path:
@@ -77,12 +76,12 @@ def make_run(root: Path, fine_tuned: bool = True, training: bool = True) -> Path
     if fine_tuned:
         _write_predictions(run, "fine-tuned", 0.8)
     if training:
-        (run / "train").mkdir()
         history = [{"step": s, "valid_loss": 0.3 - 0.01 * s, "valid_1-jsd": 0.7 + 0.005 * s}
                    for s in (0, 5, 10, 15)]
-        (run / "train" / "training.json").write_text(json.dumps({
-            "history": history, "best_step": 10,
-            "train_loss": [[s, 0.4 - 0.01 * s] for s in range(16)], "config": {}}))
+        TrainingRecord(config={}, fingerprint={}, steps_done=15, total_steps=15,
+                       stopped_by="steps", best_step=10, best_valid_loss=0.2, elapsed_s=1.0,
+                       history=history, train_loss=[[s, 0.4 - 0.01 * s] for s in range(16)]
+                       ).write(run / "train")
     return run
 
 
@@ -167,11 +166,15 @@ def test_results_frame_unchanged():
     assert list(frame.columns) == ["n", "uniform", "zero-shot"]
 
 
-def test_uniform_reference_matches_metrics():
-    from surveytune.report import _uniform_score
+def test_uniform_reference_is_the_uniform_baseline():
+    from surveytune.baselines import uniform
+    from surveytune.items import make_item
+    from surveytune.report import uniform_score
 
     human = [0.5, 0.3, 0.2]
-    assert _uniform_score(human) == pytest.approx(item_metrics(human, [1 / 3] * 3)["1-jsd"])
+    item = make_item(survey="s", question_id="q", question="Q?", options=["a", "b", "c"],
+                     distribution=human, population="P")
+    assert uniform_score(human) == item_metrics(human, uniform([item])[0])["1-jsd"]
 
 
 def test_bad_prediction_line_is_located(tmp_path):
@@ -187,11 +190,11 @@ def test_findings_compare_fine_tuned_with_zero_shot_and_baselines():
     for row in run["results"]:  # fine-tuned on test_5 below zero-shot (0.78)
         if (row["method"], row["split"]) == ("fine-tuned", "test_5"):
             row["1-jsd"] = 0.7
-    lines = {line.split(" ")[0]: line for line in findings(run)}
+    lines = {line.split(" ")[0]: line for line in findings(RunResults.from_dict(run))}
     assert set(lines) == set(SPLITS)
     assert lines["test_2"] == ("test_2 (C2×Q1 unseen countries): fine-tuned 0.813 beats "
                                "zero-shot 0.770, uniform 0.610, country-mean 0.650.")
     assert lines["test_5"].endswith("beats uniform 0.620, country-mean 0.660; "
                                     "is not above zero-shot 0.780.")
     no_model = {**run, "results": [r for r in run["results"] if r["method"] != "fine-tuned"]}
-    assert findings(no_model) == []
+    assert findings(RunResults.from_dict(no_model)) == []

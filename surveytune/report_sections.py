@@ -1,0 +1,330 @@
+"""What results.md and report.html both say: the tables and sentences of a run's report.
+
+Built from a run's :class:`~surveytune.records.RunResults` only; method and split names,
+order and descriptions come from :mod:`surveytune.baselines` and :mod:`surveytune.splits`.
+:func:`sections` lists them in order; :mod:`surveytune.report` writes them as markdown,
+:mod:`surveytune.report_html` as HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .baselines import (
+    FINE_TUNED,
+    MODEL_METHODS,
+    ZERO_SHOT,
+    competitor_names,
+    method_description,
+    method_sort_key,
+)
+from .metrics import METRIC_DESCRIPTIONS, METRIC_NAMES
+from .paper import PAPER_TABLE4, PAPER_TABLE4_COLUMNS, PAPER_TABLE6, PAPER_TABLE6_MODEL, PEW_CAVEAT
+from .records import RunResults
+from .splits import UNSEEN_SURVEY, split_description, split_sort_key
+
+DIVERSITY_SOURCES = ("human", *MODEL_METHODS)
+DIVERSITY_SENTENCE = ("Between-population 1-jsd: per question, the mean pairwise 1-jsd between "
+                      "populations' distributions (higher = populations more alike). A model "
+                      "whose value is above the humans' treats countries as more alike than "
+                      "they are; an entropy above the humans' means flatter predictions.")
+
+
+class Tab:
+    """A table to render as markdown or HTML: headers, rows of cells, and per-row CSS kinds."""
+
+    def __init__(self, headers: Sequence[str], numeric: Sequence[bool] | None = None) -> None:
+        self.headers = list(headers)
+        self.numeric = list(numeric) if numeric is not None else [False] * len(headers)
+        self.rows: list[list[str]] = []
+        self.kinds: list[str] = []
+
+    def add(self, cells: Sequence[Any], kind: str = "") -> None:
+        self.rows.append(["" if c is None else str(c) for c in cells])
+        self.kinds.append(kind)
+
+    def markdown(self) -> str:
+        def esc(text: str) -> str:
+            return text.replace("|", "\\|")
+        lines = ["| " + " | ".join(esc(h) for h in self.headers) + " |",
+                 "|" + "|".join("---:" if n else "---" for n in self.numeric) + "|"]
+        lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        head = "".join(f"<th>{esc(h)}</th>" for h in self.headers)
+        body = []
+        for row, kind in zip(self.rows, self.kinds):
+            cells = "".join(f'<td class="num">{esc(c)}</td>' if n else f"<td>{esc(c)}</td>"
+                            for c, n in zip(row, self.numeric))
+            attr = f' class="{kind}"' if kind else ""
+            body.append(f"<tr{attr}>{cells}</tr>")
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def esc(text: Any) -> str:
+    """HTML-escaped text."""
+    return html.escape(str(text), quote=True)
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A score as printed in every table: three decimals, empty when missing."""
+    if value is None:
+        return ""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(number):
+        return ""
+    return f"{number:.{digits}f}"
+
+
+def model_name(run: RunResults) -> str:
+    return run.model or "(model not recorded)"
+
+
+def _join(names: Sequence[str]) -> str:
+    """`a`, `b` and `c`."""
+    quoted = [f"`{n}`" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+# --- tables --------------------------------------------------------------------------------
+
+def scores(run: RunResults, metric: str = "1-jsd") -> dict[str, dict[str, float]]:
+    """method -> split -> value."""
+    out: dict[str, dict[str, float]] = {}
+    for row in run.results:
+        value = row.metrics.get(metric)
+        if value is not None:
+            out.setdefault(row.method, {})[row.split] = float(value)
+    return out
+
+
+def methods(run: RunResults) -> list[str]:
+    """The methods of a run, in registry order."""
+    return sorted({row.method for row in run.results}, key=method_sort_key)
+
+
+def splits(run: RunResults) -> list[str]:
+    """The splits of a run, in :data:`surveytune.splits.SPLIT_ORDER`."""
+    return sorted({row.split for row in run.results}, key=split_sort_key)
+
+
+def _split_n(run: RunResults) -> dict[str, str]:
+    """split -> item count as printed (a range when methods were scored on different counts)."""
+    counts: dict[str, set[int]] = {}
+    for row in run.results:
+        counts.setdefault(row.split, set()).add(row.n)
+    return {s: (str(min(c)) if len(c) == 1 else f"{min(c)}-{max(c)}") for s, c in counts.items()}
+
+
+def _row_kind(method: str) -> str:
+    return "" if method in MODEL_METHODS else "ref"
+
+
+def table4(run: RunResults) -> Tab:
+    """The paper's Table 4 layout: the paper's rows, then this run's rows for every method."""
+    n = _split_n(run)
+    headers = ["model", "method", "source"]
+    headers += [f"{split} {paper}" + (f" (n={n[split]})" if split in n else "")
+                for split, paper in PAPER_TABLE4_COLUMNS]
+    headers.append("avg")
+    tab = Tab(headers, [False] * 3 + [True] * (len(PAPER_TABLE4_COLUMNS) + 1))
+    for row in PAPER_TABLE4:
+        tab.add([row["model"], row["method"], "paper, reported",
+                 *[fmt(row["scores"].get(split)) for split, _ in PAPER_TABLE4_COLUMNS],
+                 fmt(row["avg"])], "paper")
+    by_method = scores(run)
+    for method in methods(run):
+        values = [by_method[method].get(split) for split, _ in PAPER_TABLE4_COLUMNS]
+        present = [v for v in values if v is not None]
+        avg = fmt(sum(present) / len(present)) if present else ""
+        if present and len(present) < len(values):
+            avg += f" ({len(present)} of {len(values)})"
+        model = model_name(run) if method in MODEL_METHODS else "(baseline, no model)"
+        tab.add([model, method, "this run", *[fmt(v) for v in values], avg], _row_kind(method))
+    return tab
+
+
+def splits_table(run: RunResults) -> Tab:
+    """1-jsd of every method on every split, with n and what the split holds."""
+    names = methods(run)
+    n = _split_n(run)
+    by_method = scores(run)
+    tab = Tab(["split", "holds", "n", *names], [False, False, True] + [True] * len(names))
+    for split in splits(run):
+        tab.add([split, split_description(split), n[split],
+                 *[fmt(by_method[m].get(split)) for m in names]])
+    return tab
+
+
+def _test_splits(run: RunResults) -> list[str]:
+    return [s for s in splits(run) if s.startswith("test")]
+
+
+def metrics_average_table(run: RunResults) -> tuple[Tab, list[str]]:
+    """Every metric, item-weighted over the test splits all the shown methods (the
+    competitors and the models) were scored on."""
+    shown = [m for m in (*competitor_names(), *MODEL_METHODS) if m in methods(run)]
+    by_method: dict[str, dict[str, Any]] = {}
+    for row in run.results:
+        by_method.setdefault(row.method, {})[row.split] = row
+    common = [s for s in _test_splits(run) if all(s in by_method.get(m, {}) for m in shown)]
+    tab = Tab(["method", "n", *METRIC_NAMES], [False] + [True] * (1 + len(METRIC_NAMES)))
+    for method in shown:
+        rows = [by_method[method][s] for s in common]
+        total = sum(r.n for r in rows)
+        cells = []
+        for metric in METRIC_NAMES:
+            pairs = [(float(r.metrics[metric]), r.n) for r in rows
+                     if r.metrics.get(metric) is not None]
+            weight = sum(w for _, w in pairs)
+            ok = pairs and len(pairs) == len(rows) and weight
+            cells.append(fmt(sum(v * w for v, w in pairs) / weight) if ok else "")
+        tab.add([method, total, *cells], _row_kind(method))
+    return tab, common
+
+
+def diversity(run: RunResults) -> dict[str, dict[str, dict[str, float | None]]]:
+    """split -> source (human / zero-shot / fine-tuned) -> {measure: value}."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for row in run.diversity:
+        out.setdefault(row.split, {})[row.method] = {
+            "between_population_1-jsd": row.between_population,
+            "mean_normalised_entropy": row.mean_normalised_entropy}
+    return out
+
+
+def diversity_table(run: RunResults) -> Tab | None:
+    data = diversity(run)
+    if not data:
+        return None
+    sources = [s for s in DIVERSITY_SOURCES if any(s in v for v in data.values())]
+    headers = ["split", *[f"between-population 1-jsd: {s}" for s in sources],
+               *[f"mean normalised entropy: {s}" for s in sources]]
+    tab = Tab(headers, [False] + [True] * (2 * len(sources)))
+    for split in sorted(data, key=split_sort_key):
+        row = data[split]
+        tab.add([split,
+                 *[fmt(row.get(s, {}).get("between_population_1-jsd")) for s in sources],
+                 *[fmt(row.get(s, {}).get("mean_normalised_entropy")) for s in sources]])
+    return tab
+
+
+def pew_table(run: RunResults) -> Tab | None:
+    """The unseen-survey split beside the paper's Table 6."""
+    by_method = scores(run)
+    if not any(UNSEEN_SURVEY in v for v in by_method.values()):
+        return None
+    n = _split_n(run).get(UNSEEN_SURVEY, "")
+    tab = Tab(["method", f"paper, reported ({PAPER_TABLE6_MODEL}, Table 6)",
+               f"this run ({UNSEEN_SURVEY}, n={n})"], [False, True, True])
+    for method in methods(run):
+        if UNSEEN_SURVEY in by_method[method]:
+            tab.add([method, fmt(PAPER_TABLE6.get(method)),
+                     fmt(by_method[method][UNSEEN_SURVEY])], _row_kind(method))
+    return tab
+
+
+def subsample_sentence(run: RunResults) -> str:
+    count = run.eval_items_per_split
+    fraction = run.question_fraction
+    parts = []
+    if fraction is not None:
+        parts.append(f"This is a smaller study on a seeded {fraction:.0%} of the WVS questions "
+                     "(the same questions in training and every test split; valid whole)")
+    if count is not None:
+        parts.append(f"scores are on a seeded subsample of {count} items per split")
+    if not parts:
+        return "Scores are on the full splits."
+    sentence = "; ".join(parts)
+    return (sentence[0].upper() + sentence[1:] + ", so the numbers are not comparable with the "
+            "paper's at that precision.")
+
+
+def budget_text(budget: dict[str, Any]) -> str:
+    if not budget:
+        return "(not recorded)"
+    name = budget.get("name", "")
+    if budget.get("description"):  # a study budget: its own words say what it ran
+        return f"{name}: {budget['description']} (full configuration in results.json)"
+    rest = ", ".join(f"{k}={v}" for k, v in budget.items() if k != "name")
+    return f"{name} ({rest})" if rest else str(name)
+
+
+def findings(run: RunResults, metric: str = "1-jsd") -> list[str]:
+    """One sentence per split: how fine-tuned compares with zero-shot and the competitors.
+
+    Written from the numbers (nothing is hard-coded), so a reader sees at once whether the
+    run meets the paper's claims, e.g. on the unseen-country splits test_2 and test_5.
+    """
+    by_method = scores(run, metric)
+    tuned = by_method.get(FINE_TUNED, {})
+    lines = []
+    for split in splits(run):
+        if split not in tuned:
+            continue
+        value = tuned[split]
+        beats, below = [], []
+        for other in (ZERO_SHOT, *competitor_names()):
+            if split in by_method.get(other, {}):
+                ref = by_method[other][split]
+                (beats if value > ref else below).append(f"{other} {fmt(ref)}")
+        verdict = []
+        if beats:
+            verdict.append("beats " + ", ".join(beats))
+        if below:
+            verdict.append("is not above " + ", ".join(below))
+        lines.append(f"{split} ({split_description(split)}): fine-tuned {fmt(value)} "
+                     + "; ".join(verdict) + ".")
+    return lines
+
+
+Section = tuple[str, list[tuple[str, Any]]]
+
+
+def sections(run: RunResults) -> list[Section]:
+    """The tables and sentences both outputs share, in order: (heading, [(kind, content)])
+    with kind "p", "note", "list", "legend", "skip" or "table"."""
+    metrics_tab, common = metrics_average_table(run)
+    test_text = ", ".join(common) if common else "none"
+    found = findings(run)
+    result: list[Section] = [
+        ("Findings: fine-tuned vs zero-shot and the baselines (1-jsd)",
+         [("list", found)] if found else [("skip", "No fine-tuned results in this run.")]),
+        ("Paper Table 4 layout: 1-jsd (higher is better)", [
+            ("p", f"Metric `1-jsd`: {METRIC_DESCRIPTIONS['1-jsd']}. Rows marked "
+                  "\"paper, reported\" are the paper's numbers; rows marked \"this run\" are "
+                  f"ours (model: {model_name(run)}). avg is the unweighted mean of the five "
+                  "columns, as in the paper."),
+            ("table", table4(run)),
+            ("note", f"Test rows: {run.note or '(not recorded)'}"),
+            ("note", subsample_sentence(run)),
+        ]),
+        ("1-jsd on every split", [
+            ("p", f"Every model score beside the baselines {_join(competitor_names())}. "
+                  + " ".join(f"`{m}`: {method_description(m)}." for m in methods(run)
+                             if method_description(m))),
+            ("table", splits_table(run)),
+        ]),
+        ("All metrics, averaged over the test splits", [
+            ("p", f"Item-weighted means over the test splits every row was scored on "
+                  f"({test_text})."),
+            ("table", metrics_tab),
+            ("legend", {m: METRIC_DESCRIPTIONS[m] for m in METRIC_NAMES}),
+        ]),
+    ]
+    div = diversity_table(run)
+    result.append(("Diversity: humans vs the model", [
+        ("p", DIVERSITY_SENTENCE), ("table", div)] if div is not None else
+        [("skip", "No diversity measures in results.json.")]))
+    pew = pew_table(run)
+    result.append(("Unseen survey (Pew) vs the paper's Table 6", [
+        ("table", pew), ("note", PEW_CAVEAT)] if pew is not None else
+        [("skip", "No goqa (unseen survey) results in this run.")]))
+    return result
