@@ -3,7 +3,6 @@ fine-tunes and evaluates. The CLI only parses arguments and calls this."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .adapters import load_adapter
 from .items import SurveyItem, make_item
 from .metrics import metrics_table, result_rows
 from .models import DEFAULT_MODEL, LoadedModel, ModelError
@@ -64,28 +64,15 @@ class Simulator:
              template: PromptTemplate | None = None, batch_size: int = 8,
              trust_remote_code: bool = False) -> Simulator:
         """Load a model by name or path, optionally with trained weights from ``adapter``
-        (a folder written by :meth:`fit`)."""
+        (a folder written by :meth:`fit`; refused with :class:`ModelError` when it was
+        trained on another base model or does not fit this one)."""
         if adapter is not None:
-            meta_path = Path(adapter) / "surveytune.json"
-            if not meta_path.exists():
-                raise ModelError(f"{adapter} is not a surveytune adapter folder "
-                                 "(no surveytune.json)")
-            meta = json.loads(meta_path.read_text())
+            loaded, meta = load_adapter(model, adapter, dtype=dtype,
+                                        trust_remote_code=trust_remote_code)
             if chat is None:
-                chat = meta.get("chat")
-            if template is None and meta.get("template"):
-                template = PromptTemplate(**meta["template"])
-            if (Path(adapter) / "adapter_config.json").exists():
-                loaded = LoadedModel.load(model, dtype=dtype, trust_remote_code=trust_remote_code)
-                from peft import PeftModel
-
-                # Merged into the weights for prediction: same numbers, ~1.5x faster scoring.
-                peft_model = PeftModel.from_pretrained(loaded.model, str(adapter))
-                loaded.model = peft_model.merge_and_unload().eval()
-            else:  # full fine-tuning saved a whole model
-                loaded = LoadedModel.load(str(adapter), dtype=dtype,
-                                          trust_remote_code=trust_remote_code)
-                loaded.name = model
+                chat = meta.chat
+            if template is None and meta.template:
+                template = PromptTemplate(**meta.template)
         else:
             loaded = LoadedModel.load(model, dtype=dtype, trust_remote_code=trust_remote_code)
         return cls(loaded, chat=chat, template=template, batch_size=batch_size,

@@ -4,7 +4,10 @@ Plain components: a config dataclass, a loss from :mod:`surveytune.losses`, Adam
 transformers schedule, peft LoRA. The loop validates every ``eval_every`` steps (step 0
 included, so "no fine-tuning" can win), keeps the adapter with the best validation loss,
 and writes a checkpoint every ``checkpoint_every`` steps from which the same call resumes,
-even after ``kill -9``. Checkpoints are safetensors plus JSON: nothing is pickled.
+even after ``kill -9``. :func:`train` is a short loop over pieces: ``_setup`` (data, model,
+optimizer, resume), ``_train_step``, ``_validate_and_keep`` and ``_checkpoint``. Saving and
+loading weights (adapters, checkpoints; safetensors plus JSON, nothing pickled) live in
+:mod:`surveytune.adapters`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -22,12 +24,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .items import SurveyItem, atomic_write_text
+from .adapters import (
+    checkpoint_state,
+    existing_dir,
+    load_adapter_weights,
+    load_checkpoint,
+    save_adapter,
+    save_checkpoint,
+)
+from .items import SurveyItem
 from .losses import LOSSES, padded_targets
 from .metrics import METRIC_NAMES, metrics_table, summarize
+from .records import TrainingRecord
 from .scoring import SharedPrefix, last_position_logits, letter_log_probs, score_token_ids
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -130,68 +140,6 @@ def wrap_for_training(model: Any, config: TrainConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
-    return {name: p.detach().cpu().contiguous()
-            for name, p in model.named_parameters() if p.requires_grad}
-
-
-def _swap_dir(tmp: Path, target: Path) -> None:
-    """Replace ``target`` by ``tmp`` so that one complete version exists at every moment."""
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _existing_dir(target: Path) -> Path | None:
-    """The complete version of a swapped folder, also if a swap was interrupted."""
-    old = target.with_name(target.name + ".old")
-    if (target / "state.json").exists() or (target / "surveytune.json").exists():
-        return target
-    if old.exists():
-        return old
-    return None
-
-
-def _save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer,
-                     state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(_trainable_state(model), str(tmp / "trainable.safetensors"))
-    opt = optimizer.state_dict()
-    tensors = {f"{idx}.{key}": value.detach().cpu().contiguous().reshape(-1)
-               for idx, slots in opt["state"].items() for key, value in slots.items()}
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    state = dict(state, param_groups=opt["param_groups"])
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    _swap_dir(tmp, path)
-
-
-def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    state = json.loads((path / "state.json").read_text())
-    weights = load_file(str(path / "trainable.safetensors"))
-    params = dict(model.named_parameters())
-    missing = set(weights) ^ {n for n, p in params.items() if p.requires_grad}
-    if missing:
-        raise RuntimeError(f"checkpoint {path} does not match the model: {sorted(missing)[:5]}")
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-    tensors = load_file(str(path / "optimizer.safetensors"))
-    slots: dict[int, dict[str, torch.Tensor]] = {}
-    shapes = {i: p.shape for i, p in enumerate(
-        p for group in optimizer.param_groups for p in group["params"])}
-    for key, value in tensors.items():
-        idx, slot = key.split(".", 1)
-        shape = () if slot == "step" else shapes[int(idx)]
-        slots.setdefault(int(idx), {})[slot] = value.reshape(shape)
-    optimizer.load_state_dict({"state": slots, "param_groups": state.pop("param_groups")})
-    return state
-
-
 def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[int]:
     """The item order of one epoch, a pure function of (lengths, seed, epoch) so that a
     resumed run sees the same batches. Items are shuffled, grouped into windows of 64
@@ -254,19 +202,35 @@ def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_i
     return {"valid_loss": loss, **{f"valid_{m}": float(summary[m]) for m in METRIC_NAMES}}
 
 
-def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequence[SurveyItem],
-          valid_items: Sequence[SurveyItem], prompts: Any, config: TrainConfig,
-          out_dir: str | os.PathLike, *, save_extra: dict[str, Any] | None = None,
-          progress: bool = True) -> tuple[Any, TrainResult]:
-    """Fine-tune ``model`` on ``train_items``, choosing the checkpoint on ``valid_items``.
+@dataclass
+class _Run:
+    """One training run as :func:`train` sets it up; the pieces below read and update it."""
 
-    ``prompts(items) -> list[str]`` renders prompts. Returns the trained model (the best
-    checkpoint's weights loaded) and a :class:`TrainResult`. Writes into ``out_dir``:
-    ``adapter/`` (best weights + ``surveytune.json``), ``checkpoint/`` (resume state) and
-    ``training.json`` (config, data fingerprints, history).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    model: Any
+    tokenizer: Any
+    config: TrainConfig
+    out: Path
+    letter_ids: list[int]
+    letters: torch.Tensor
+    pad_id: int
+    train_data: Batchable
+    valid_data: Batchable
+    valid_items: Sequence[SurveyItem]
+    fingerprint: dict[str, str]
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    total_steps: int
+    state: dict[str, Any]           # what a checkpoint saves: step, history, best, ...
+    save_extra: dict[str, Any]
+    progress: bool
+
+
+def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
+           train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem], prompts: Any,
+           config: TrainConfig, out: Path, save_extra: dict[str, Any] | None,
+           progress: bool) -> _Run:
+    """Check the data, tokenise it, wrap the model, build optimizer and schedule, resume."""
     if not train_items:
         raise ValueError("no training items")
     if not valid_items:
@@ -303,40 +267,113 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
     state: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "best_valid_loss": None,
                              "best_step": None, "history": [], "config": config_record,
                              "fingerprint": fingerprint, "total_steps": total_steps}
-    checkpoint = _existing_dir(out / "checkpoint")
-    if checkpoint is not None:
-        saved = json.loads((checkpoint / "state.json").read_text())
-        if saved["fingerprint"] != fingerprint or saved["config"] != state["config"]:
-            raise ValueError(
-                f"{out} holds a run with another configuration or other data; "
-                "use a new output folder (or delete it to start over)")
-        state = _load_checkpoint(checkpoint, model, optimizer)
-        for _ in range(state["step"]):
-            scheduler.step()
-        if progress:
-            tqdm.write(f"resuming from step {state['step']} of {total_steps} in {out}")
+    run = _Run(model, tokenizer, config, out, letter_ids, letters, pad_id, train_data,
+               valid_data, valid_items, fingerprint, params, optimizer, scheduler, total_steps,
+               state, save_extra or {}, progress)
+    _resume(run)
+    return run
 
-    def evaluate_and_keep(step: int) -> None:
-        record = {"step": step, **validate(model, valid_data, valid_items, letter_ids, pad_id,
-                                           config)}
-        state["history"].append(record)
-        if state["best_valid_loss"] is None or record["valid_loss"] < state["best_valid_loss"]:
-            state["best_valid_loss"], state["best_step"] = record["valid_loss"], step
-            save_adapter(model, tokenizer, out / "adapter", {
-                **(save_extra or {}), "train_config": asdict(config), "step": step,
-                "valid": record, "fingerprint": fingerprint})
-        if progress:
-            tqdm.write(f"step {step}: valid_loss {record['valid_loss']:.4f} "
-                       f"1-jsd {record['valid_1-jsd']:.4f} (best step {state['best_step']})")
 
-    lengths = [len(t) for t in train_data.token_ids]
+def _resume(run: _Run) -> None:
+    """Continue from ``out/checkpoint`` when it holds this run (same config and data)."""
+    checkpoint = existing_dir(run.out / "checkpoint")
+    if checkpoint is None:
+        return
+    saved = checkpoint_state(checkpoint)
+    if saved["fingerprint"] != run.fingerprint or saved["config"] != run.state["config"]:
+        raise ValueError(
+            f"{run.out} holds a run with another configuration or other data; "
+            "use a new output folder (or delete it to start over)")
+    run.state = load_checkpoint(checkpoint, run.model, run.optimizer)
+    for _ in range(run.state["step"]):
+        run.scheduler.step()
+    if run.progress:
+        tqdm.write(f"resuming from step {run.state['step']} of {run.total_steps} in {run.out}")
+
+
+def _train_step(run: _Run, step: int, lengths: Sequence[int],
+                order_cache: dict[tuple, list[int]]) -> float:
+    """One optimizer step (``grad_accum`` forward/backward passes); returns its loss."""
+    config, model = run.config, run.model
+    per_step = config.batch_size * config.grad_accum
+    torch.manual_seed(config.seed * 1_000_003 + step)  # dropout, reproducible on resume
+    idx = step_items(step, lengths, config.batch_size, per_step, config.seed, order_cache)
+    run.optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for start in range(0, per_step, config.batch_size):
+        with torch.autocast(model.device.type, dtype=torch.bfloat16,
+                            enabled=config.precision == "bf16-autocast"):
+            loss = batch_loss(model, run.train_data, idx[start:start + config.batch_size],
+                              run.letters, run.pad_id, config.loss) / config.grad_accum
+        loss.backward()
+        total += loss.item()
+    if config.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    return total
+
+
+def _validate_and_keep(run: _Run, step: int) -> None:
+    """Validate; when the loss is the best so far, save the weights as the adapter."""
+    state = run.state
+    record = {"step": step, **validate(run.model, run.valid_data, run.valid_items,
+                                       run.letter_ids, run.pad_id, run.config)}
+    state["history"].append(record)
+    if state["best_valid_loss"] is None or record["valid_loss"] < state["best_valid_loss"]:
+        state["best_valid_loss"], state["best_step"] = record["valid_loss"], step
+        save_adapter(run.model, run.tokenizer, run.out / "adapter", {
+            **run.save_extra, "train_config": asdict(run.config), "step": step,
+            "valid": record, "fingerprint": run.fingerprint})
+    if run.progress:
+        tqdm.write(f"step {step}: valid_loss {record['valid_loss']:.4f} "
+                   f"1-jsd {record['valid_1-jsd']:.4f} (best step {state['best_step']})")
+
+
+def _checkpoint(run: _Run, started: float) -> None:
+    run.state["elapsed_s"] = time.monotonic() - started
+    save_checkpoint(run.out / "checkpoint", run.model, run.optimizer, run.state)
+
+
+def _finish(run: _Run, stopped_by: str) -> TrainResult:
+    """Write ``training.json`` and load the kept (best) weights into the model."""
+    state = run.state
+    TrainingRecord(
+        config=asdict(run.config), fingerprint=run.fingerprint, steps_done=state["step"],
+        total_steps=run.total_steps, stopped_by=stopped_by, best_step=state["best_step"],
+        best_valid_loss=state["best_valid_loss"], elapsed_s=state["elapsed_s"],
+        history=state["history"], train_loss=state.get("train_loss", []),
+        extra=run.save_extra).write(run.out)
+    load_adapter_weights(run.model, run.out / "adapter")
+    run.model.eval()
+    return TrainResult(run.out, state["best_step"], state["best_valid_loss"], state["step"],
+                       run.total_steps, stopped_by, state["history"])
+
+
+def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequence[SurveyItem],
+          valid_items: Sequence[SurveyItem], prompts: Any, config: TrainConfig,
+          out_dir: str | os.PathLike, *, save_extra: dict[str, Any] | None = None,
+          progress: bool = True) -> tuple[Any, TrainResult]:
+    """Fine-tune ``model`` on ``train_items``, choosing the checkpoint on ``valid_items``.
+
+    ``prompts(items) -> list[str]`` renders prompts. Returns the trained model (the best
+    checkpoint's weights loaded) and a :class:`TrainResult`. Writes into ``out_dir``:
+    ``adapter/`` (best weights + ``surveytune.json``), ``checkpoint/`` (resume state) and
+    ``training.json`` (:class:`~surveytune.records.TrainingRecord`).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _setup(model, tokenizer, letter_ids, train_items, valid_items, prompts, config, out,
+                 save_extra, progress)
+    state, total_steps = run.state, run.total_steps
+    lengths = [len(t) for t in run.train_data.token_ids]
     order_cache: dict[tuple, list[int]] = {}
     started = time.monotonic() - state["elapsed_s"]
     stopped_by = "steps"
     evaluated = {r["step"] for r in state["history"]}
     if config.eval_every and 0 not in evaluated and state["step"] == 0:
-        evaluate_and_keep(0)
-    model.train()
+        _validate_and_keep(run, 0)
+    run.model.train()
     bar = tqdm(total=total_steps, initial=state["step"], desc="training", unit="step",
                disable=not progress)
     while state["step"] < total_steps:
@@ -344,74 +381,23 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
         if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
             stopped_by = "max_minutes"
             break
-        torch.manual_seed(config.seed * 1_000_003 + step)  # dropout, reproducible on resume
-        idx = step_items(step, lengths, config.batch_size, per_step, config.seed, order_cache)
-        optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for start in range(0, per_step, config.batch_size):
-            with torch.autocast(model.device.type, dtype=torch.bfloat16,
-                                enabled=config.precision == "bf16-autocast"):
-                loss = batch_loss(model, train_data, idx[start:start + config.batch_size],
-                                  letters, pad_id, config.loss) / config.grad_accum
-            loss.backward()
-            total += loss.item()
-        if config.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        total = _train_step(run, step, lengths, order_cache)
         state["step"] = step + 1
         state.setdefault("train_loss", []).append([step + 1, total])
         bar.update(1)
         bar.set_postfix(loss=f"{total:.4f}")
         done = state["step"] == total_steps
         if config.eval_every and (state["step"] % config.eval_every == 0 or done):
-            evaluate_and_keep(state["step"])
-            model.train()
+            _validate_and_keep(run, state["step"])
+            run.model.train()
         elif not config.eval_every and done:
-            evaluate_and_keep(state["step"])
+            _validate_and_keep(run, state["step"])
         if state["step"] % config.checkpoint_every == 0 or done:
-            state["elapsed_s"] = time.monotonic() - started
-            _save_checkpoint(out / "checkpoint", model, optimizer, state)
+            _checkpoint(run, started)
     bar.close()
     if stopped_by == "max_minutes":
         state["elapsed_s"] = time.monotonic() - started
         if not any(r["step"] == state["step"] for r in state["history"]):
-            evaluate_and_keep(state["step"])
-        _save_checkpoint(out / "checkpoint", model, optimizer, state)
-    result = TrainResult(out, state["best_step"], state["best_valid_loss"], state["step"],
-                         total_steps, stopped_by, state["history"])
-    atomic_write_text(out / "training.json", json.dumps({
-        "config": asdict(config), "fingerprint": fingerprint, "steps_done": state["step"],
-        "total_steps": total_steps, "stopped_by": stopped_by, "best_step": state["best_step"],
-        "best_valid_loss": state["best_valid_loss"], "elapsed_s": state["elapsed_s"],
-        "history": state["history"], "train_loss": state.get("train_loss", []),
-        **(save_extra or {})}, indent=1))
-    load_adapter_weights(model, out / "adapter")
-    model.eval()
-    return model, result
-
-
-def save_adapter(model: Any, tokenizer: Any, path: Path, meta: dict[str, Any]) -> None:
-    """Save trained weights (peft adapter, or the full model) with a JSON of how they came to
-    be, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if not hasattr(model, "peft_config"):
-        tokenizer.save_pretrained(tmp)
-    (tmp / "surveytune.json").write_text(json.dumps(meta, indent=1, default=str))
-    _swap_dir(tmp, path)
-
-
-def load_adapter_weights(model: Any, path: Path) -> None:
-    """Load the weights saved by :func:`save_adapter` into an already-wrapped model."""
-    path = _existing_dir(path) or path
-    if hasattr(model, "peft_config"):
-        from peft import set_peft_model_state_dict
-
-        weights = load_file(str(path / "adapter_model.safetensors"))
-        set_peft_model_state_dict(model, weights)
-    else:
-        from safetensors.torch import load_model
-
-        load_model(model, str(path / "model.safetensors"), strict=False)
+            _validate_and_keep(run, state["step"])
+        save_checkpoint(out / "checkpoint", run.model, run.optimizer, state)
+    return run.model, _finish(run, stopped_by)

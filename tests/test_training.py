@@ -242,3 +242,82 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model_dir, tmp_path):
     again = load_file(str(out / "checkpoint" / "trainable.safetensors"))
     for name in whole:
         torch.testing.assert_close(whole[name], again[name], atol=1e-6, rtol=1e-5)
+
+
+# --- adapter refusals ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_adapter(tiny_model_dir, tmp_path_factory) -> Path:
+    """A real (short) LoRA fit on the tiny model; tests copy its adapter before breaking it."""
+    out = tmp_path_factory.mktemp("adapter-run")
+    _fit(tiny_model_dir, out, max_steps=2, eval_every=2)
+    return out / "adapter"
+
+
+def _copy_adapter(adapter: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(adapter, tmp_path / "adapter"))
+
+
+def test_adapter_records_its_base_model_and_reloads(tiny_model_dir, trained_adapter):
+    from surveytune.adapters import AdapterMeta
+
+    assert AdapterMeta.read(trained_adapter).base_model == str(tiny_model_dir)
+    sim = Simulator.load(str(tiny_model_dir), adapter=trained_adapter)
+    assert sim.method == "fine-tuned" and sim.chat is False
+
+
+def test_adapter_of_another_base_model_is_refused(tiny_model_dir, trained_adapter, tmp_path):
+    from conftest import build_tiny_model
+
+    from surveytune.models import ModelError
+
+    other = build_tiny_model(tmp_path / "other-model", seed=1)
+    with pytest.raises(ModelError, match="was trained on .*not on") as error:
+        Simulator.load(str(other), adapter=trained_adapter)
+    assert "\n" not in str(error.value) and str(other) in str(error.value)
+
+
+def test_adapter_whose_shapes_do_not_fit_is_refused(tiny_model_dir, trained_adapter, tmp_path):
+    from safetensors.torch import save_file
+
+    from surveytune.models import ModelError
+
+    adapter = _copy_adapter(trained_adapter, tmp_path)
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    name = next(k for k in sorted(weights) if "lora_A" in k)
+    weights[name] = weights[name][:, :-1].contiguous()  # one input feature short
+    save_file(weights, str(adapter / "adapter_model.safetensors"))
+    with pytest.raises(ModelError, match="does not fit the model: .*has shape") as error:
+        Simulator.load(str(tiny_model_dir), adapter=adapter)
+    assert "\n" not in str(error.value)
+
+
+def test_bin_only_adapter_is_refused(tiny_model_dir, trained_adapter, tmp_path):
+    from surveytune.models import ModelError
+
+    adapter = _copy_adapter(trained_adapter, tmp_path)
+    (adapter / "adapter_model.safetensors").rename(adapter / "adapter_model.bin")
+    with pytest.raises(ModelError, match="safetensors"):
+        Simulator.load(str(tiny_model_dir), adapter=adapter)
+
+
+def test_broken_adapter_record_is_named(tiny_model_dir, trained_adapter, tmp_path,
+                                        monkeypatch, capsys):
+    from surveytune.cli import main
+    from surveytune.models import ModelError
+
+    adapter = _copy_adapter(trained_adapter, tmp_path)
+    (adapter / "surveytune.json").write_text("{not json")
+    with pytest.raises(ModelError, match=r"surveytune\.json: cannot read the adapter's record"):
+        Simulator.load(str(tiny_model_dir), adapter=adapter)
+    # The command line turns it into one line and exit code 2.
+    monkeypatch.setattr(sys, "argv", ["surveytune", "predict", "--model", str(tiny_model_dir),
+                                      "--adapter", str(adapter), "--question", "Q?",
+                                      "--option", "a", "--option", "b", "--country", "X"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 0 and str(adapter / "surveytune.json") in err
