@@ -3,13 +3,14 @@
 Stages, each skipped when its output exists (so re-running the command resumes and an
 interruption loses at most the stage in progress; training resumes from its checkpoint):
 
-1. ``baselines.json``              uniform, country-mean, country-mean-loo, ceiling
+1. ``baselines.json``              every baseline of ``baselines.BASELINES``
 2. ``predictions/zero-shot/*.jsonl`` the base model, one file per split
 3. ``train/``                       LoRA fine-tuning, checkpoint chosen on valid
 4. ``predictions/fine-tuned/*.jsonl``
 5. ``results.json``, ``results.md``, ``report.html``
 
 Nothing is chosen on a test split: the checkpoint is chosen on (a subsample of) valid.
+Every file is written and read through :mod:`surveytune.records`.
 """
 
 from __future__ import annotations
