@@ -198,3 +198,44 @@ def test_findings_compare_fine_tuned_with_zero_shot_and_baselines():
                                     "is not above zero-shot 0.780.")
     no_model = {**run, "results": [r for r in run["results"] if r["method"] != "fine-tuned"]}
     assert findings(RunResults.from_dict(no_model)) == []
+
+
+def test_a_registered_baseline_reaches_every_table(tmp_path, monkeypatch):
+    """Adding a baseline is one registry entry: the report orders and describes it."""
+    from surveytune import baselines
+
+    monkeypatch.setattr(baselines, "BASELINES", dict(baselines.BASELINES))
+    baselines.register(baselines.Baseline(
+        "region-mean", "per question, the mean of the training countries of the same region",
+        "competitor", lambda train, options: baselines.uniform))
+    run = make_run(tmp_path, training=False)
+    data = json.loads((run / "results.json").read_text())
+    data["results"] += [{**row, "method": "region-mean", "1-jsd": 0.5}
+                        for row in data["results"] if row["method"] == "uniform"]
+    (run / "results.json").write_text(json.dumps(data))
+    md = build_report(run)[0].read_text(encoding="utf-8")
+    assert "`region-mean`: per question, the mean of the training countries" in md
+    assert "| (baseline, no model) | region-mean | this run |" in md
+    assert "beside the baselines `uniform`, `country-mean` and `region-mean`" in md
+    assert "country-mean 0.650, region-mean 0.500." in md  # findings compare with it
+    header = next(line for line in md.splitlines() if line.startswith("| split | holds"))
+    assert header.endswith("| ceiling | region-mean | zero-shot | fine-tuned |")
+
+
+def test_records_round_trip_and_refuse_missing_fields(tmp_path):
+    from surveytune.records import TrainingRecord, read_predictions
+
+    raw = _results()
+    assert RunResults.from_dict(raw).to_dict()["results"] == raw["results"]
+    run = make_run(tmp_path)
+    training = TrainingRecord.read(run / "train")
+    assert training.finished and training.best_step == 10
+    record = read_predictions(run / "predictions" / "zero-shot" / "test_2.jsonl")[0]
+    assert PredictionRecord.from_dict(record.to_dict()) == record
+    lines = (run / "predictions" / "zero-shot" / "test_2.jsonl").read_text().splitlines()
+    broken = json.loads(lines[1])
+    del broken["human"]
+    lines[1] = json.dumps(broken)
+    (run / "predictions" / "zero-shot" / "test_2.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"test_2\.jsonl:2: field 'human': missing"):
+        build_report(run)
