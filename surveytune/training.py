@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -157,9 +158,8 @@ def _existing_dir(target: Path) -> Path | None:
 
 def _save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer,
                      state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))  # unique per writer
     save_file(_trainable_state(model), str(tmp / "trainable.safetensors"))
     opt = optimizer.state_dict()
     tensors = {f"{idx}.{key}": value.detach().cpu().contiguous().reshape(-1)
@@ -394,8 +394,8 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
 def save_adapter(model: Any, tokenizer: Any, path: Path, meta: dict[str, Any]) -> None:
     """Save trained weights (peft adapter, or the full model) with a JSON of how they came to
     be, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))  # unique per writer
     model.save_pretrained(tmp, safe_serialization=True)
     if not hasattr(model, "peft_config"):
         tokenizer.save_pretrained(tmp)
