@@ -69,6 +69,9 @@ def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
     from .simulator import Simulator
 
     _flag("--dtype", dtype, choices=("float32", "bfloat16"))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would break one-line errors
     try:
         return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat,
                               batch_size=batch_size, template=template)

@@ -84,8 +84,8 @@ def check(path: str | os.PathLike, kind: str, flag: str = "--out") -> Path:
     if path.is_dir():
         found = folder_kind(path)
         if found is not None and found != kind:
-            raise DataError(f"{path} holds a {found} run, not a {kind} run; use another folder",
-                            file=flag)
+            raise DataError(f"{path} holds a '{found}' run, not a '{kind}' run; use another "
+                            "folder", file=flag)
         if _lock_held(path):
             raise DataError(f"{path} is in use by another surveytune process", file=flag)
     return path
