@@ -16,7 +16,7 @@ from typing import Any
 
 from .items import DataError, Source, SurveyItem, check_text, make_item
 
-USER_FIELDS = ("population", "question", "options")
+USER_FIELDS = ("question", "options", "population")
 """The placeholders a template's ``user`` text must use, and the only ones it may use."""
 
 OPTION_FIELDS = ("letter", "label")
