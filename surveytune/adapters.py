@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,13 @@ def existing_dir(target: Path) -> Path | None:
 
 
 def _fresh_tmp(path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    """A new empty folder beside ``path``, unique to this writer (two writers never share
+    one), with the permissions a plain ``mkdir`` would give (``mkdtemp`` makes it private)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
     return tmp
 
 
@@ -74,7 +80,6 @@ def save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer,
                     state: dict[str, Any]) -> None:
     """Trainable weights, optimizer state and ``state`` (JSON), swapped in whole."""
     tmp = _fresh_tmp(path)
-    tmp.mkdir(parents=True)
     save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
     opt = optimizer.state_dict()
     tensors = {f"{idx}.{key}": value.detach().cpu().contiguous().reshape(-1)

@@ -48,9 +48,11 @@ def _png(figure: Any) -> str:
 
 
 def _figure(width: float, height: float) -> Any:
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    matplotlib.rcParams["text.parse_math"] = False  # labels quote survey text: "$" is literal
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)
     return figure

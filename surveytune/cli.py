@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -36,13 +37,69 @@ def _write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
 
 
-def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
-               template: Path | None, batch_size: int):
+def _flag(flag: str, value, *, minimum: float | None = None, above: float | None = None,
+          below: float | None = None, maximum: float | None = None, optional: bool = False,
+          choices: tuple[str, ...] | None = None) -> None:
+    """Refuse a flag's value outside its range (or ``choices``), naming the flag."""
+    if value is None and optional:
+        return
+    if choices is not None:
+        if value not in choices:
+            raise DataError(f"must be one of {', '.join(choices)}, got {value!r}", file=flag)
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DataError(f"must be a finite number, got {value}", file=flag)
+    for bound, bad, word in ((minimum, lambda b: value < b, "at least"),
+                             (above, lambda b: value <= b, "more than"),
+                             (below, lambda b: value >= b, "less than"),
+                             (maximum, lambda b: value > b, "at most")):
+        if bound is not None and bad(bound):
+            raise DataError(f"must be {word} {bound:g}, got {value:g}", file=flag)
+
+
+def _template(path: Path | None):
     from .prompts import PromptTemplate
+
+    return None if path is None else PromptTemplate.from_file(path)
+
+
+def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
+               template, batch_size: int):
+    from .models import ModelError
     from .simulator import Simulator
 
-    return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat, batch_size=batch_size,
-                          template=None if template is None else PromptTemplate.from_file(template))
+    _flag("--dtype", dtype, choices=("float32", "bfloat16"))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would break one-line errors
+    try:
+        return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat,
+                              batch_size=batch_size, template=template)
+    except ModelError as exc:
+        if str(exc).startswith("cannot load model"):
+            raise ModelError(f"--model: {exc}") from None
+        raise
+
+
+def _check_prompts(sim, *item_lists) -> None:
+    """Refuse items whose prompts exceed the model's context, before any scoring/training."""
+    from .models import context_length
+    from .prompts import check_prompt_lengths
+
+    context = context_length(sim.model, sim.tokenizer)
+    if context is not None:
+        for items in item_lists:
+            check_prompt_lengths(items, sim.tokenizer, context, chat=sim.chat,
+                                 template=sim.template)
+
+
+def _check_out_file(path: Path, flag: str = "--out") -> None:
+    """Refuse an output file that is a folder or lies where nothing can be written."""
+    from . import runfolder
+
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a file", file=flag)
+    runfolder.check(path.parent, "splits", flag)  # writable place (a folder of no run kind)
 
 
 @data_app.command("check")
@@ -71,12 +128,15 @@ def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl
 def data_splits(out: Annotated[Path, typer.Option(help="Folder for the split files.")],
                 data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False):
     """Write train, valid, test_1..test_7 and goqa as canonical JSONL files."""
+    from . import runfolder
     from .items import write_jsonl
     from .study import study_splits
 
+    runfolder.check(out, "splits")
     splits = study_splits(data_dir)  # everything is loaded and checked before writing
-    for name, items in splits.items():
-        write_jsonl(items, out / f"{name}.jsonl")
+    with runfolder.claim(out, "splits"):
+        for name, items in splits.items():
+            write_jsonl(items, out / f"{name}.jsonl")
     counts = {name: len(items) for name, items in splits.items()}
     typer.echo(json.dumps(counts) if as_json else
                "\n".join(f"{out / (name + '.jsonl')}: {n} items" for name, n in counts.items()))
@@ -93,15 +153,20 @@ def data_holdout(file: Path, out: Annotated[Path, typer.Option(help="Folder for 
                  seed: int = 0, as_json: JsonFlag = False):
     """Your own splits of one survey file: hold out named or a seeded fraction of populations
     and questions (train, test_questions, test_populations, test_both)."""
+    from . import runfolder
     from .items import write_jsonl
     from .loaders import load_items
     from .splits import holdout_splits
 
+    _flag("--population-fraction", population_fraction, minimum=0, below=1)
+    _flag("--question-fraction", question_fraction, minimum=0, below=1)
+    runfolder.check(out, "splits")
     splits = holdout_splits(load_items(file), populations=population or (),
                             questions=question or (), population_fraction=population_fraction,
                             question_fraction=question_fraction, seed=seed)
-    for name, items in splits.items():
-        write_jsonl(items, out / f"{name}.jsonl")
+    with runfolder.claim(out, "splits"):
+        for name, items in splits.items():
+            write_jsonl(items, out / f"{name}.jsonl")
     counts = {name: len(items) for name, items in splits.items()}
     typer.echo(json.dumps(counts) if as_json else
                "\n".join(f"{out / (name + '.jsonl')}: {n} items" for name, n in counts.items()))
@@ -120,6 +185,9 @@ def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the result
     from .splits import select_splits
     from .study import HAVE_TEST_ROWS, study_splits
 
+    _flag("--ceiling-n", ceiling_n, minimum=1)
+    if out is not None:
+        _check_out_file(out)
     chosen = study_splits(data_dir)
     if splits:
         names = [s.strip() for s in splits.split(",") if s.strip()]
@@ -145,15 +213,27 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
              dtype: DtypeOpt = "float32", chat: ChatOpt = None, template: TemplateOpt = None,
              batch_size: int = 8, as_json: JsonFlag = False):
     """Score a model (zero-shot, or fine-tuned with --adapter) on survey files."""
+    from . import runfolder
     from .loaders import load_items
     from .report import results_table
 
+    _flag("--batch-size", batch_size, minimum=1)
+    seen: dict[str, Path] = {}
+    for path in data:
+        if path.stem in seen:
+            raise DataError(f"split name {path.stem!r} also comes from {seen[path.stem]}; "
+                            "rename one file", file=path, field="--data")
+        seen[path.stem] = path
     splits = {path.stem: load_items(path) for path in data}  # fail on bad data before loading
-    sim = _simulator(model, adapter, dtype, chat, template, batch_size)
-    rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
-    payload = {"results": rows, "model": model, "adapter": None if adapter is None
-               else str(adapter), "dtype": dtype, "chat": sim.chat}
-    _write_json(out / "metrics.json", payload)
+    prompt_template = _template(template)
+    runfolder.check(out, "evaluate")
+    sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size)
+    _check_prompts(sim, *splits.values())
+    with runfolder.claim(out, "evaluate"):
+        rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
+        payload = {"results": rows, "model": model, "adapter": None if adapter is None
+                   else str(adapter), "dtype": dtype, "chat": sim.chat}
+        _write_json(out / "metrics.json", payload)
     if as_json:
         typer.echo(json.dumps(payload))
     else:
@@ -186,9 +266,30 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
           precision: Annotated[str, typer.Option(help="float32 or bf16-autocast")] = "float32",
           as_json: JsonFlag = False):
     """Fine-tune a model so its first-token answer distribution matches the training data."""
+    from . import runfolder
     from .loaders import load_items
-    from .training import TrainConfig
+    from .losses import LOSSES
+    from .training import PRECISIONS, SCHEDULES, TrainConfig
 
+    _flag("--method", method, choices=("lora", "full"))
+    _flag("--loss", loss, choices=tuple(LOSSES))
+    _flag("--schedule", schedule, choices=SCHEDULES)
+    _flag("--precision", precision, choices=PRECISIONS)
+    for flag, value in (("--batch-size", batch_size), ("--grad-accum", grad_accum),
+                        ("--lora-r", lora_r), ("--checkpoint-every", checkpoint_every)):
+        _flag(flag, value, minimum=1)
+    _flag("--max-steps", max_steps, minimum=1, optional=True)
+    _flag("--eval-items", eval_items, minimum=1, optional=True)
+    _flag("--eval-every", eval_every, minimum=0)
+    for flag, value in (("--epochs", epochs), ("--lr", lr), ("--lora-alpha", lora_alpha)):
+        _flag(flag, value, above=0)
+    _flag("--max-minutes", max_minutes, above=0, optional=True)
+    _flag("--lora-dropout", lora_dropout, minimum=0, below=1)
+    _flag("--warmup-ratio", warmup_ratio, minimum=0, maximum=1)
+    _flag("--weight-decay", weight_decay, minimum=0)
+    _flag("--max-grad-norm", max_grad_norm, minimum=0)
+    if not [t for t in target_modules.split(",") if t.strip()]:
+        raise DataError("names no module", file="--target-modules")
     config = TrainConfig(
         method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
         target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
@@ -198,8 +299,12 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
         eval_every=eval_every, eval_items=eval_items, checkpoint_every=checkpoint_every,
         seed=seed, precision=precision)
     train_items, valid_items = load_items(train), load_items(valid)
-    sim = _simulator(model, None, dtype, chat, template, batch_size)
-    result = sim.fit(train_items, valid_items, out, config)
+    prompt_template = _template(template)
+    runfolder.check(out, "train")
+    sim = _simulator(model, None, dtype, chat, prompt_template, batch_size)
+    _check_prompts(sim, train_items, valid_items)
+    with runfolder.claim(out, "train"):
+        result = sim.fit(train_items, valid_items, out, config)
     summary = {"out": str(out), "adapter": str(out / "adapter"), "best_step": result.best_step,
                "best_valid_loss": result.best_valid_loss, "steps_done": result.steps_done,
                "total_steps": result.total_steps, "stopped_by": result.stopped_by}
@@ -219,9 +324,21 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
             dtype: DtypeOpt = "float32", chat: ChatOpt = None, template: TemplateOpt = None,
             as_json: JsonFlag = False):
     """Predict the share of each population choosing each option."""
+    from .items import Source, make_item
     from .report import distribution_table
 
-    sim = _simulator(model, adapter, dtype, chat, template, 8)
+    flags = {"question": "--question", "population": "--country", "question_id": "--question"}
+    items = []
+    for population in country:
+        try:
+            items.append(make_item(survey="user", question_id="q", question=question,
+                                   options=option, distribution=[1 / len(option)] * len(option),
+                                   population=population, source=Source("command line")))
+        except DataError as exc:
+            flag = flags.get(exc.field or "", "--option")
+            raise DataError(exc.message, file=flag, field=exc.field) from None
+    sim = _simulator(model, adapter, dtype, chat, _template(template), 8)
+    _check_prompts(sim, items)
     table = sim.predict_question(question, option, country)
     if as_json:
         typer.echo(table.reset_index().to_json(orient="records"))
@@ -239,16 +356,27 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
     """Run the whole study: baselines, zero-shot, LoRA fine-tuning, evaluation, report."""
     from rich.console import Console
 
+    from . import runfolder
+    from .loaders import find_data_file
+    from .models import ModelError, resolve_model
     from .report import results_table
     from .study import BUDGETS, Study
 
     console = Console(stderr=True)
+    _flag("--budget", budget, choices=tuple(BUDGETS))
     out = out or Path("runs") / budget
-    if budget in BUDGETS:
-        console.print(f"[bold]budget {budget}[/]: {BUDGETS[budget].description}")
+    for name in ("wvs", "goqa"):
+        find_data_file(data_dir, name)
+    runfolder.check(out, "reproduce")
+    try:
+        resolve_model(model)
+    except ModelError as exc:
+        raise ModelError(f"--model: {exc}") from None
+    console.print(f"[bold]budget {budget}[/]: {BUDGETS[budget].description}")
     study = Study(out, data_dir, budget=budget, model=model,
                   log=lambda m: console.print(f"[bold cyan]{m}[/]"))
-    results = study.run()
+    with runfolder.claim(out, "reproduce"):
+        results = study.run()
     results_table([r for r in results["results"] if r["method"] != "ceiling"])
     typer.echo(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'}")
 
@@ -278,8 +406,11 @@ def main() -> None:
     warnings.filterwarnings("ignore", module="transformers")
     try:
         app()
-    except (DataError, ModelError, ValueError) as exc:
+    except (DataError, ModelError, ValueError, OSError) as exc:
         if os.environ.get("SURVEYTUNE_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        # one line, always: a message may quote text with line breaks or odd characters
+        message = " ".join(str(exc).splitlines()) or type(exc).__name__
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -29,6 +29,19 @@ ROUNDING_TOLERANCE = 1e-3
 
 POPULATION_KINDS = ("country", "subgroup")
 
+LANGUAGES = ("en", "zh")
+"""Languages with a prompt template (see :mod:`surveytune.prompts`)."""
+
+SPLITS = ("train", "valid", "test", "test_1", "test_2", "test_3", "test_4", "test_5", "test_6",
+          "test_7", "goqa", "test_questions", "test_populations", "test_both")
+"""Known ``split`` values: the paper's splits, the unseen survey, and ``data holdout``'s."""
+
+MAX_QUESTION_CHARS = 10_000
+"""A question text longer than this is refused at load time (no survey question is that long)."""
+
+MAX_OPTION_CHARS = 1_000
+"""An option label longer than this is refused at load time."""
+
 
 class DataError(ValueError):
     """Bad input, located by file, line and field. ``str()`` is a one-line message."""
@@ -105,17 +118,37 @@ class SurveyItem:
 
 
 def _as_float(value: Any, source: Source, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise source.error(f"expected a number, got {value!r}", field)
+    # Strings are refused: in JSON "0.5" is text, not a number (CSV loaders convert first).
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise source.error(f"expected a number, got {_short(value)}", field)
     try:
         number = float(value)
-    except ValueError:
-        raise source.error(f"expected a number, got {value!r}", field) from None
-    if math.isnan(number) or math.isinf(number):
+    except OverflowError:
+        raise source.error("number too large for a float", field) from None
+    if math.isinf(number):
+        raise source.error(f"number too large for a float ({number})", field)
+    if math.isnan(number):
         raise source.error(f"probability is {number}", field)
     if number < 0:
         raise source.error(f"negative probability {number}", field)
     return number
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that error messages stay one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_text(value: str, source: Source, field: str, limit: int | None = None) -> None:
+    """Refuse text that cannot be written as UTF-8 (lone surrogates) or is over ``limit``."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise source.error(f"invalid character {value[exc.start]!r} (a lone surrogate) at "
+                           f"position {exc.start}", field) from None
+    if limit is not None and len(value) > limit:
+        raise source.error(f"{len(value)} characters, more than the limit of {limit}", field)
 
 
 def check_distribution(values: Sequence[Any], n_options: int, source: Source,
@@ -150,31 +183,59 @@ def make_item(*, survey: str, question_id: Any, question: Any, options: Any,
               ordinal: bool = False, split: str | None = None, language: str = "en",
               id: str | None = None, source: Source = Source(), scale: float = 1.0,
               distribution_field: str = "distribution",
-              rounding_tolerance: float = ROUNDING_TOLERANCE) -> SurveyItem:
-    """Build a validated :class:`SurveyItem`; raise :class:`DataError` naming the bad field."""
+              rounding_tolerance: float = ROUNDING_TOLERANCE,
+              allow_duplicate_options: bool = False) -> SurveyItem:
+    """Build a validated :class:`SurveyItem`; raise :class:`DataError` naming the bad field.
+
+    ``question_id`` must be a string (a JSON number such as ``5`` is refused, so that ``5`` and
+    ``"5"`` never name one question). ``allow_duplicate_options`` is only for the public files
+    whose option lists have a known defect (repeated labels); user files never get it.
+    """
     for name, value in (("question", question), ("population", population)):
         if not isinstance(value, str) or not value.strip():
             raise source.error("missing or empty", name)
-    if question_id is None or str(question_id).strip() == "":
+    if question_id is None or (isinstance(question_id, str) and not question_id.strip()):
         raise source.error("missing or empty", "question_id")
+    if not isinstance(question_id, str):
+        raise source.error(f"expected a string, got {type(question_id).__name__} "
+                           f"{_short(question_id)}", "question_id")
+    check_text(question_id, source, "question_id")
+    check_text(question, source, "question", MAX_QUESTION_CHARS)
+    check_text(population, source, "population", MAX_OPTION_CHARS)
+    check_text(survey, source, "survey")
+    if id is not None:
+        check_text(id, source, "id")
     if not isinstance(options, (list, tuple)) or not options:
         raise source.error("expected a non-empty list of option labels", "options")
+    seen: dict[str, int] = {}
     for i, label in enumerate(options):
         if not isinstance(label, str) or not label.strip():
-            raise source.error(f"option {i} is not a non-empty string: {label!r}", "options")
+            raise source.error(f"option {i} is not a non-empty string: {_short(label)}",
+                               "options")
+        check_text(label, source, f"options[{i}]", MAX_OPTION_CHARS)
+        if label.strip() in seen and not allow_duplicate_options:
+            raise source.error(f"option {i} repeats option {seen[label.strip()]} "
+                               f"{_short(label.strip())}", "options")
+        seen.setdefault(label.strip(), i)
     if len(options) < 2:
         raise source.error("an item needs at least 2 options", "options")
     if len(options) > len(LETTERS):
         raise source.error(
             f"{len(options)} options, more than the {len(LETTERS)} letters A-Z", "options")
     if population_kind not in POPULATION_KINDS:
-        raise source.error(f"must be one of {', '.join(POPULATION_KINDS)}, got {population_kind!r}",
+        raise source.error(f"must be one of {', '.join(POPULATION_KINDS)}, got "
+                           f"{_short(population_kind)}",
                            "population_kind")
     if not isinstance(ordinal, bool):
-        raise source.error(f"expected true or false, got {ordinal!r}", "ordinal")
+        raise source.error(f"expected true or false, got {_short(ordinal)}", "ordinal")
+    if split is not None and split not in SPLITS:
+        raise source.error(f"unknown split {_short(split)}; known: {', '.join(SPLITS)}",
+                           "split")
+    if language not in LANGUAGES:
+        raise source.error(f"unknown language {_short(language)}; known: "
+                           f"{', '.join(LANGUAGES)}", "language")
     dist = check_distribution(distribution, len(options), source, distribution_field, scale,
                               rounding_tolerance=rounding_tolerance)
-    question_id = str(question_id)
     return SurveyItem(
         id=id if id is not None else f"{survey}:{question_id}:{population}",
         survey=survey, question_id=question_id, question=question.strip(),
@@ -192,6 +253,21 @@ def check_unique_ids(items: Iterable[SurveyItem]) -> None:
             raise item.source.error(
                 f"duplicate id {item.id!r} (first at {first.file}:{first.line})", "id")
         seen[item.id] = item
+
+
+def check_consistent_questions(items: Iterable[SurveyItem]) -> None:
+    """Refuse one (survey, question_id) with different question texts or option lists,
+    naming the lines of both. Texts that differ only in whitespace are the same question."""
+    first: dict[tuple[str, str], SurveyItem] = {}
+    for item in items:
+        seen = first.setdefault((item.survey, item.question_id), item)
+        for name, same in (("question", " ".join(item.question.split())
+                            == " ".join(seen.question.split())),
+                           ("options", item.options == seen.options)):
+            if not same:
+                where = f"{seen.source.file}:{seen.source.line}"
+                raise item.source.error(
+                    f"question_id {_short(item.question_id)} has other {name} at {where}", name)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -26,8 +26,12 @@ summing to 100) and ``population``. Optional fields: ``id`` (default
 ``"{survey}:{question_id}:{population}"``), ``survey`` (default: the file name without its
 extension), ``population_kind`` (``"country"`` or ``"subgroup"``; default ``"country"``),
 ``ordinal`` (true when the options are an ordered scale; default false), ``split`` (default
-null) and ``language`` (default ``"en"``). Blank lines are skipped, and unknown fields are
-ignored.
+null; else one of ``items.SPLITS``) and ``language`` (``"en"`` or ``"zh"``; default ``"en"``).
+Blank lines are skipped, and unknown fields are ignored. ``question_id`` must be a JSON string
+and probabilities JSON numbers (``"0.5"`` is refused). Option labels within an item must
+differ, and one ``question_id`` must have the same question and options on every line. Texts
+over ``items.MAX_QUESTION_CHARS`` / ``MAX_OPTION_CHARS``, lone surrogates, invalid UTF-8 and
+files without items are refused.
 
 **CSV** (``.csv``, :func:`load_csv`) is a tidy long table with one row per (question,
 population, option)::
@@ -38,8 +42,9 @@ population, option)::
 
 Required columns: ``question_id``, ``question``, ``population``, ``option`` and ``share``.
 Optional columns: ``survey``, ``population_kind``, ``ordinal`` (true/false/1/0/yes/no),
-``split`` and ``language``. The rows of one (question_id, population) pair form one item. Its
-options keep the order of their first appearance. Shares may be fractions or percentages; this
+``split`` and ``language``. The rows of one (question_id, population) pair form one item. The
+options of a question keep the order of their first appearance in the file (for every
+population of the question). Shares may be fractions or percentages; this
 is decided per item by whether they sum to about 100. A bad share is reported at its own line;
 a bad sum at the line of the item's first row.
 
@@ -71,6 +76,7 @@ from surveytune.items import (
     DataWarning,
     Source,
     SurveyItem,
+    check_consistent_questions,
     check_unique_ids,
     make_item,
 )
@@ -108,13 +114,27 @@ _REFUSAL_LIKE = re.compile(r"refus|don'?t know|no answer|skipped|not sure|\bna\b
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError("file not found", file=path) from None
     except IsADirectoryError:
         raise DataError("is a directory, not a file", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read file: {exc}", file=path) from None
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"invalid UTF-8 (byte {data[exc.start]:#04x} at column {column})",
+                        file=path, line=line) from None
+
+
+def _json_error(exc: ValueError) -> str:
+    """A one-line reason for a JSON text Python refuses (syntax, or a number too long)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg} (column {exc.colno})"
+    return "invalid JSON: a number with too many digits"
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[Source, dict[str, Any]]]:
@@ -126,8 +146,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[Source, dict[str, Any]]]:
         source = Source(str(path), number)
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise source.error(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer of thousands of digits
+            raise source.error(_json_error(exc)) from None
         if not isinstance(record, dict):
             raise source.error(f"expected a JSON object, got {type(record).__name__}")
         yield source, record
@@ -154,6 +174,8 @@ def _iter_json_list(path: Path) -> Iterator[tuple[Source, dict[str, Any]]]:
             record, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise fail(f"invalid JSON: {exc.msg}", exc.pos) from None
+        except ValueError:  # an integer of thousands of digits
+            raise fail("invalid JSON: a number with too many digits", pos) from None
         line += text.count("\n", counted, pos)
         counted = pos
         source = Source(str(path), line)
@@ -188,7 +210,7 @@ def _sum_or_none(values: Any) -> float | None:
     """The sum of a list of numbers, or None when it is not one (make_item then says why)."""
     try:
         return sum(float(v) for v in values)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -388,7 +410,8 @@ def load_paper_json(path: PathLike, *, survey: str | None = None,
                 options=[_OPTION_PREFIX.sub("", o) for o in options],
                 distribution=values, rounding_tolerance=PUBLIC_ROUNDING_TOLERANCE,
                 population=population, population_kind="country", ordinal=ordinal,
-                language=language, source=source, scale=scale, distribution_field="options_dist"))
+                language=language, source=source, scale=scale, distribution_field="options_dist",
+                allow_duplicate_options=survey == "goqa"))  # Pew labels split on commas
     if skipped:
         warnings.warn(f"{path}: skipped {skipped} rows whose options_dist sums far from 1 "
                       "(a known defect of this public file)", DataWarning, stacklevel=2)
@@ -427,7 +450,7 @@ def load_goqa(path: PathLike, drop_wvs: bool = True) -> list[SurveyItem]:
                 rounding_tolerance=PUBLIC_ROUNDING_TOLERANCE,
                 population=row["country"],
                 population_kind="country", ordinal=False, source=source,
-                distribution_field="dist"))
+                distribution_field="dist", allow_duplicate_options=True))
     if skipped:
         warnings.warn(f"{path}: skipped {skipped} rows whose dist sums far from 1 "
                       "(a known defect of this public dataset)", DataWarning, stacklevel=2)
@@ -538,13 +561,17 @@ def _csv_share(value: str, source: Source) -> float:
 def load_csv(path: PathLike) -> list[SurveyItem]:
     """Load the generic tidy CSV format (see the module docstring)."""
     path = Path(path)
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError("no items in this file (it is empty)", file=path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     header_source = Source(str(path), 1)
     for name in CSV_REQUIRED:
         if name not in header:
             raise header_source.error(f"missing column (columns: {', '.join(header)})", name)
     groups: dict[tuple[str, str], dict[str, Any]] = {}
+    order: dict[tuple[str, str], list[str]] = {}  # each question's options, first seen first
     previous_end = reader.line_num
     try:
         for row in reader:
@@ -574,6 +601,9 @@ def load_csv(path: PathLike) -> list[SurveyItem]:
                                        "question and population", "option")
             group["options"].append(values["option"])
             group["shares"].append(_csv_share(values["share"], source))
+            labels = order.setdefault((values.get("survey", ""), values["question_id"]), [])
+            if values["option"] not in labels:
+                labels.append(values["option"])
     except csv.Error as exc:
         raise DataError(f"invalid CSV: {exc}", file=path, line=reader.line_num) from None
     items = []
@@ -581,6 +611,10 @@ def load_csv(path: PathLike) -> list[SurveyItem]:
         for group in groups.values():
             values, source = group["row"], group["source"]
             shares = group["shares"]
+            labels = order[(values.get("survey", ""), values["question_id"])]
+            if len(labels) == len(group["options"]):  # the same labels: the question's order
+                share_of = dict(zip(group["options"], shares))
+                group["options"], shares = labels, [share_of[label] for label in labels]
             items.append(make_item(
                 survey=values.get("survey") or path.stem, question_id=values["question_id"],
                 question=values["question"], options=group["options"], distribution=shares,
@@ -633,7 +667,8 @@ def load_items(path: PathLike, format: str = "auto", **kwargs: Any) -> list[Surv
 
     "auto" picks csv for ``.csv``, paper-json for ``.json``, and for ``.jsonl`` wvs-unified,
     goqa or gss when the first record has ``paper_splits``, ``survey_guess`` or ``qkey``, else
-    the generic jsonl. Extra keyword arguments go to the loader. Duplicate ids are refused.
+    the generic jsonl. Extra keyword arguments go to the loader. A file without items, duplicate
+    ids, and one question id with different texts or options on two lines are refused.
     """
     path = Path(path)
     if format not in FORMATS:
@@ -643,7 +678,10 @@ def load_items(path: PathLike, format: str = "auto", **kwargs: Any) -> list[Surv
     if format == "auto":
         format = detect_format(path)
     items = _LOADERS[format](path, **kwargs)
+    if not items:
+        raise DataError("no items in this file", file=path)
     check_unique_ids(items)
+    check_consistent_questions(items)
     return items
 
 

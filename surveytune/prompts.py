@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import string
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .items import DataError, SurveyItem
+from .items import DataError, Source, SurveyItem, check_text, make_item
+
+USER_FIELDS = ("question", "options", "population")
+"""The placeholders a template's ``user`` text must use, and the only ones it may use."""
+
+OPTION_FIELDS = ("letter", "label")
+"""The placeholders of ``option_format``."""
 
 
 @dataclass(frozen=True)
@@ -36,26 +44,73 @@ class PromptTemplate:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> PromptTemplate:
-        """Read a user template from a JSON file with this class's field names."""
+        """Read a template from a JSON object with this class's field names, and check it by
+        formatting a dummy item: ``user`` must use exactly ``{population}``, ``{question}``
+        and ``{options}``, ``option_format`` ``{letter}`` and ``{label}``, and
+        ``answer_prefix`` must end in ``(``."""
         try:
             with open(path, encoding="utf-8") as handle:
-                raw = json.load(handle)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"cannot read template: {exc}", file=path) from None
-        allowed = {f.name for f in fields(cls)}
-        for key in ("user", "answer_prefix"):
-            if not isinstance(raw.get(key), str):
-                raise DataError("missing or not a string", file=path, field=key)
-        unknown = set(raw) - allowed
+                text = handle.read()
+        except FileNotFoundError:
+            raise DataError("file not found", file=path) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"invalid UTF-8 at byte {exc.start}", file=path) from None
+        except OSError as exc:
+            raise DataError(f"cannot read template: {exc.strerror or exc}", file=path) from None
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=path,
+                            line=exc.lineno) from None
+        except ValueError:
+            raise DataError("invalid JSON: a number with too many digits", file=path) from None
+        if not isinstance(raw, dict):
+            raise DataError(f"expected a JSON object with 'user' and 'answer_prefix', got "
+                            f"a JSON {type(raw).__name__}", file=path)
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(raw) - set(allowed))
         if unknown:
-            raise DataError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}",
-                            file=path)
+            raise DataError(f"unknown field; allowed: {', '.join(allowed)}", file=path,
+                            field=unknown[0])
         raw.setdefault("name", os.path.basename(os.fspath(path)))
+        for key in allowed:
+            if key in ("user", "answer_prefix") and key not in raw:
+                raise DataError("missing", file=path, field=key)
+            if key in raw and not isinstance(raw[key], str):
+                raise DataError(f"expected a string, got {type(raw[key]).__name__}",
+                                file=path, field=key)
+            if key in raw:
+                check_text(raw[key], Source(os.fspath(path)), key)
         template = cls(**raw)
-        for placeholder in ("{question}", "{options}"):
-            if placeholder not in template.user:
-                raise DataError(f"must contain {placeholder}", file=path, field="user")
+        template.check(path)
         return template
+
+    def check(self, path: str | os.PathLike | None = None) -> None:
+        """Refuse a template that cannot render prompts (see :meth:`from_file`)."""
+        for name, wanted in (("user", USER_FIELDS), ("option_format", OPTION_FIELDS)):
+            text = getattr(self, name)
+            try:
+                used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            except ValueError as exc:
+                raise DataError(f"bad braces: {exc} (write {{{{ and }}}} for literal braces)",
+                                file=path, field=name) from None
+            for placeholder in sorted(used - set(wanted)):
+                raise DataError(f"unknown placeholder {{{placeholder}}}; use "
+                                + ", ".join(f"{{{w}}}" for w in wanted), file=path, field=name)
+            for placeholder in wanted:
+                if placeholder not in used:
+                    raise DataError(f"must contain {{{placeholder}}}", file=path, field=name)
+        if not self.answer_prefix.endswith("("):
+            raise DataError("must end with '(' (the answer letter is the next token)",
+                            file=path, field="answer_prefix")
+        dummy = make_item(survey="check", question_id="q", question="Q?", options=["a", "b"],
+                          distribution=[0.5, 0.5], population="P")
+        for name, render in (("option_format", self.format_options), ("user", self.user_text)):
+            try:
+                render(dummy)
+            except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+                raise DataError(f"cannot be formatted: {type(exc).__name__}: {exc}",
+                                file=path, field=name) from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,3 +160,15 @@ def build_prompt(item: SurveyItem, tokenizer: Any = None, *, chat: bool = False,
     head = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
                                          add_generation_prompt=True)
     return head + template.answer_prefix.lstrip()
+
+
+def check_prompt_lengths(items: Sequence[SurveyItem], tokenizer: Any, context: int, *,
+                         chat: bool = False, template: PromptTemplate | None = None) -> None:
+    """Refuse the first item whose prompt has more tokens than the model's ``context``,
+    naming its file and line (its first-token answer would be read past the context)."""
+    for item in items:
+        prompt = build_prompt(item, tokenizer, chat=chat, template=template)
+        n = len(tokenizer(prompt)["input_ids"])
+        if n > context:
+            raise item.source.error(f"the prompt has {n} tokens, more than the model's "
+                                    f"context of {context}", "question")

@@ -197,7 +197,8 @@ def test_csv_grouping_and_percentages():
     france = items["my:q1:France"]
     assert france.options == ("Yes", "No") and france.distribution == pytest.approx((0.62, 0.38))
     spain = items["my:q1:Spain"]
-    assert spain.options == ("No", "Yes") and spain.distribution == pytest.approx((0.45, 0.55))
+    # Spain's rows list No first: its options take the question's order, shares follow labels
+    assert spain.options == ("Yes", "No") and spain.distribution == pytest.approx((0.55, 0.45))
     assert spain.source.line == 3
     assert items["my:q2:France"].ordinal and not france.ordinal
 
