@@ -102,7 +102,7 @@ class Simulator:
     def predict(self, items: Sequence[SurveyItem], *, progress: bool = True,
                 desc: str = "scoring") -> list[Prediction]:
         """One :class:`Prediction` (distribution over the options, letter mass) per item."""
-        token_ids = encode(self.tokenizer, self.prompts(items))
+        token_ids = encode(self.tokenizer, self.prompts(items), chat=self.chat)
         return score_token_ids(self.model, token_ids, [i.n_options for i in items],
                                self.letter_ids, self.tokenizer.pad_token_id,
                                batch_size=self.batch_size, progress=progress, desc=desc)
@@ -153,6 +153,6 @@ class Simulator:
                  "template": None if self.template is None else self.template.to_dict()}
         self.model, result = train(self.model, self.tokenizer, self.letter_ids, train_items,
                                    valid_items, self.prompts, config, out_dir,
-                                   save_extra=extra, progress=progress)
+                                   save_extra=extra, progress=progress, chat=self.chat)
         self.adapter = str(Path(out_dir) / "adapter")
         return result

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .items import SurveyItem, atomic_write_text
 from .losses import LOSSES, padded_targets
 from .metrics import METRIC_NAMES, metrics_table, summarize
-from .scoring import SharedPrefix, last_position_logits, letter_log_probs, score_token_ids
+from .scoring import SharedPrefix, encode, last_position_logits, letter_log_probs, score_token_ids
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("float32", "bf16-autocast")
@@ -257,10 +257,12 @@ def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_i
 def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequence[SurveyItem],
           valid_items: Sequence[SurveyItem], prompts: Any, config: TrainConfig,
           out_dir: str | os.PathLike, *, save_extra: dict[str, Any] | None = None,
-          progress: bool = True) -> tuple[Any, TrainResult]:
+          progress: bool = True, chat: bool = False) -> tuple[Any, TrainResult]:
     """Fine-tune ``model`` on ``train_items``, choosing the checkpoint on ``valid_items``.
 
-    ``prompts(items) -> list[str]`` renders prompts. Returns the trained model (the best
+    ``prompts(items) -> list[str]`` renders prompts; ``chat`` says whether they are chat
+    prompts (they then get no special tokens added, see :func:`surveytune.scoring.encode`).
+    Returns the trained model (the best
     checkpoint's weights loaded) and a :class:`TrainResult`. Writes into ``out_dir``:
     ``adapter/`` (best weights + ``surveytune.json``), ``checkpoint/`` (resume state) and
     ``training.json`` (config, data fingerprints, history).
@@ -276,10 +278,9 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
                                                          replace=False)
         valid_items = [valid_items[i] for i in sorted(pick)]
     fingerprint = {"train": data_fingerprint(train_items), "valid": data_fingerprint(valid_items)}
-    encode = lambda items: Batchable(  # noqa: E731
-        [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts(items)],
-        [i.distribution for i in items])
-    train_data, valid_data = encode(train_items), encode(valid_items)
+    batchable = lambda items: Batchable(  # noqa: E731
+        encode(tokenizer, prompts(items), chat=chat), [i.distribution for i in items])
+    train_data, valid_data = batchable(train_items), batchable(valid_items)
     pad_id = tokenizer.pad_token_id
 
     torch.manual_seed(config.seed)
