@@ -397,11 +397,33 @@ def load_paper_json(path: PathLike, *, survey: str | None = None,
 
 # --------------------------------------------------------------------------- GlobalOpinionQA
 
+# Labels of the WVS codebook's negative (missing) codes: -1 "Don't know", -2 "No answer" (also
+# "No answer/ refused"), -3 "Not applicable", -4 "Not asked", -5 "Missing; ..." / "Other
+# missing; ..." / "INAP: ...". GlobalOpinionQA copies them as options of its WVS rows. Its Pew
+# (GAS) rows fold refusals into one "DK/Refused" (or "Don't know/Refused") option instead, so a
+# standalone missing-code label marks a WVS question.
+WVS_MISSING_LABELS = frozenset({"don't know", "dont know", "no answer", "no answer/refused",
+                                "not applicable", "not asked", "missing"})
+WVS_MISSING_PREFIXES = ("missing;", "missing,", "other missing", "inap", "not asked",
+                        "not applicable")
+
+
+def is_wvs_missing_label(label: str) -> bool:
+    """Whether an option label is a WVS missing-code label (``"No answer"``, ``'"Dont know"'``,
+    ``"Missing; Not available"``...), not a Pew-style ``"DK/Refused"``."""
+    text = label.strip().strip('"').replace("\u00b4", "'").replace("\u2019", "'")
+    text = " ".join(text.replace("/ ", "/").lower().split())
+    return text in WVS_MISSING_LABELS or text.startswith(WVS_MISSING_PREFIXES)
+
+
 def load_goqa(path: PathLike, drop_wvs: bool = True) -> list[SurveyItem]:
     """Load ``goqa_partial/goqa_union_question_country.jsonl`` (GlobalOpinionQA).
 
-    ``drop_wvs`` removes the WVS-sourced rows (``survey_guess == "WVS"``), which must not be
-    used as an unseen survey. ``question_id`` is ``goqa-`` plus a hash of the
+    ``drop_wvs`` removes the WVS-sourced rows, which must not be used as an unseen survey:
+    those with ``survey_guess == "WVS"`` and those whose options include a WVS missing-code
+    label (:func:`is_wvs_missing_label`; 79 rows of 47 questions labelled "GAS(Pew)" in the
+    public file, e.g. WVS's confidence-in-organisations battery for Egypt, Jordan, Morocco
+    and Tunisia). ``question_id`` is ``goqa-`` plus a hash of the
     whitespace-normalised question text and its option list (some questions were asked with
     different option lists in different countries; those are different questions). Rows
     whose ``dist`` sums far from 1 (19 rows in the public file) are a known defect of this
@@ -412,7 +434,10 @@ def load_goqa(path: PathLike, drop_wvs: bool = True) -> list[SurveyItem]:
     with _one_repair_warning(path):
         for source, row in _iter_jsonl(path):
             _require(row, ("question", "country", "options", "dist"), source)
-            if drop_wvs and row.get("survey_guess") == "WVS":
+            if drop_wvs and (row.get("survey_guess") == "WVS" or (
+                    isinstance(row["options"], list)
+                    and any(isinstance(o, str) and is_wvs_missing_label(o)
+                            for o in row["options"]))):
                 continue
             if isinstance(row["dist"], list) and _bad_sum(row["dist"]):
                 skipped += 1
