@@ -102,7 +102,7 @@ def test_simulator_scores_plain_prompts_with_the_bos(bos_model_dir, toy_items):
     with_bos = score_token_ids(loaded.model, [[bos, *ids] for ids in bare], k,
                                loaded.letter_ids, pad, progress=False)
     without = score_token_ids(loaded.model, bare, k, loaded.letter_ids, pad, progress=False)
-    for got, want, other in zip(predicted, with_bos, without):
+    for got, want in zip(predicted, with_bos):
         np.testing.assert_allclose(got.distribution, want.distribution, atol=1e-6)
     # The BOS changes the numbers, so the comparison above can tell the two apart.
     assert max(np.abs(a.distribution - b.distribution).max()
