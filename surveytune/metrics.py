@@ -3,6 +3,11 @@
 Every metric compares a human answer distribution ``p`` with a predicted one ``q`` over the
 same ordered options. Names are exact and stable: they are the column names of every table
 and result row the package writes.
+
+Inputs are checked, never repaired: a vector with NaN or infinite values, a negative share, a
+sum further than :data:`PREDICTION_TOLERANCE` from 1, fewer than 2 options or a shape unlike
+its partner's raises :class:`ValueError` saying what is wrong (a vector of zeros would
+otherwise score as a perfect match).
 """
 
 from __future__ import annotations
@@ -37,11 +42,37 @@ METRIC_DESCRIPTIONS = {
 ID_COLUMNS = ("id", "split", "survey", "question_id", "population", "n_options")
 
 PREDICTION_TOLERANCE = 1e-4
-"""A prediction whose sum is further than this from 1 is refused as not a distribution."""
+"""A distribution (human or predicted) whose sum is further than this from 1 is refused."""
+
+
+def check_distribution(values: Sequence[float], what: str = "distribution",
+                       n_options: int | None = None) -> np.ndarray:
+    """``values`` as a float array if it is a probability vector a metric can score, else
+    :class:`ValueError` naming ``what`` and the defect: not 1-D, fewer than 2 entries (or not
+    ``n_options``), NaN/inf, negative, or a sum further than :data:`PREDICTION_TOLERANCE`
+    from 1."""
+    try:
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} is not a vector of numbers: {values!r}") from None
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"{what} must be a vector of at least 2 probabilities, got shape "
+                         f"{v.shape}")
+    if n_options is not None and v.size != n_options:
+        raise ValueError(f"{what} has {v.size} probabilities for {n_options} options")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{what} has NaN or infinite values: {v.tolist()}")
+    if np.any(v < 0):
+        raise ValueError(f"{what} has negative values: {v.tolist()}")
+    if abs(v.sum() - 1.0) > PREDICTION_TOLERANCE:
+        raise ValueError(f"{what} sums to {v.sum():.6g}, not 1 (tolerance "
+                         f"{PREDICTION_TOLERANCE:g})")
+    return v
 
 
 def _metric_arrays(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
-    """All metrics for rows of ``p`` and ``q`` (shape ``(n, K)``, one K), as arrays of n."""
+    """All metrics for rows of ``p`` and ``q`` (shape ``(n, K)``, one K, validated), as
+    arrays of n."""
     k = p.shape[1]
     # For (near-)identical rows scipy's JS divergence can round to a tiny negative number and
     # its square root to NaN; inputs are validated distributions, so NaN means distance 0.
@@ -60,26 +91,18 @@ def _metric_arrays(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def item_metrics(human: Sequence[float], predicted: Sequence[float]) -> dict[str, float]:
-    """All metrics of :data:`METRIC_NAMES` for one item's human and predicted distributions."""
-    p = np.asarray(human, dtype=float)
-    q = np.asarray(predicted, dtype=float)
-    if p.ndim != 1 or p.shape != q.shape or p.size < 2:
-        raise ValueError(f"need two vectors of one length >= 2, got shapes {p.shape}, {q.shape}")
+    """All metrics of :data:`METRIC_NAMES` for one item's human and predicted distributions.
+
+    Raises :class:`ValueError` for input that is not two probability vectors of one length.
+    """
+    p = check_distribution(human, "human distribution")
+    q = check_distribution(predicted, "predicted distribution", n_options=p.size)
     values = _metric_arrays(p[None, :], q[None, :])
     return {name: float(values[name][0]) for name in METRIC_NAMES}
 
 
 def _check_prediction(item: SurveyItem, prediction: Sequence[float]) -> np.ndarray:
-    q = np.asarray(prediction, dtype=float)
-    if q.ndim != 1 or q.size != item.n_options:
-        raise ValueError(f"item {item.id!r}: prediction has shape {q.shape} for "
-                         f"{item.n_options} options")
-    if not np.all(np.isfinite(q)) or np.any(q < 0):
-        raise ValueError(f"item {item.id!r}: prediction is not a distribution "
-                         f"(negative or non-finite values): {q.tolist()}")
-    if abs(q.sum() - 1.0) > PREDICTION_TOLERANCE:
-        raise ValueError(f"item {item.id!r}: prediction sums to {q.sum():.6g}, not 1")
-    return q
+    return check_distribution(prediction, f"item {item.id!r}: prediction", item.n_options)
 
 
 def metrics_table(items: Sequence[SurveyItem],
@@ -92,6 +115,9 @@ def metrics_table(items: Sequence[SurveyItem],
     if len(items) != len(predictions):
         raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
     checked = [_check_prediction(item, pred) for item, pred in zip(items, predictions)]
+    for item in items:
+        check_distribution(item.distribution, f"item {item.id!r}: human distribution",
+                           item.n_options)
     by_k: dict[int, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
         by_k[item.n_options].append(i)
@@ -185,7 +211,7 @@ def mean_entropy(distributions: Iterable[Sequence[float]], normalised: bool = Tr
     """Mean Shannon entropy (nats) of the distributions; divided by log K if ``normalised``."""
     values = []
     for dist in distributions:
-        d = np.asarray(dist, dtype=float)
+        d = check_distribution(dist)
         h = float(entropy(d))
         values.append(h / np.log(d.size) if normalised else h)
     if not values:
