@@ -26,8 +26,9 @@ summing to 100) and ``population``. Optional fields: ``id`` (default
 ``"{survey}:{question_id}:{population}"``), ``survey`` (default: the file name without its
 extension), ``population_kind`` (``"country"`` or ``"subgroup"``; default ``"country"``),
 ``ordinal`` (true when the options are an ordered scale; default false), ``split`` (default
-null) and ``language`` (default ``"en"``). Blank lines are skipped, and unknown fields are
-ignored.
+null), ``language`` (default ``"en"``) and ``scale_positions`` (the 0-based positions of the
+options that form the ordered scale ``emd`` runs over, when some options such as "Hard to
+say" are off it; default: all). Blank lines are skipped, and unknown fields are ignored.
 
 **CSV** (``.csv``, :func:`load_csv`) is a tidy long table with one row per (question,
 population, option)::
@@ -94,6 +95,13 @@ WVS_METADATA = "wvs7_codebook_worldvaluesbench/question_metadata.json"
 # WVS questions missing from question_metadata.json whose codebook options are unordered
 # choices (Q42 kinds of attitude, Q91-93 knowledge, Q152-157 aims); the others default to ordinal.
 _WVS_NOMINAL_WITHOUT_METADATA = frozenset({42, 91, 92, 93, *range(152, 158)})
+
+WVS_OFF_SCALE_CODE0 = frozenset({"hard to say", "it is against democracy (spontaneous)"})
+"""Codebook labels of a WVS code 0 that is not a point of the question's ordered scale:
+Q119's "Hard to say" (scale 1-4, strongly agree .. strongly disagree) and Q241-249's
+spontaneous "It is against democracy" (scale 1-10). These are exactly the code-0 questions
+whose WorldValuesBench metadata puts the scale's minimum at 1. Elsewhere code 0 is the scale's
+first point (Q122-129 "0 = Disagree", Q94-105 "Don't belong")."""
 
 _OPTION_PREFIX = re.compile(r"^\(([A-Z])\)\s*")
 _PAPER_COUNTRY = (
@@ -258,8 +266,10 @@ def load_wvs_unified(path: PathLike) -> list[SurveyItem]:
     """Load ``wvs7_unified/wvs7_country_distributions.jsonl``: one item per (country, WVS Q).
 
     Options are the paper's option strings (without "(A)") where known, else the codebook
-    labels, in code order (code 0, letter X, first). ``ordinal`` comes from the WVS question
-    metadata next to the data directory when it exists. All rows are kept with ``split=None``;
+    labels, in code order (code 0, the paper's letter X, first; we letter by position, so it
+    becomes A). ``ordinal`` comes from the WVS question metadata next to the data directory
+    when it exists. A code 0 in :data:`WVS_OFF_SCALE_CODE0` is left out of the item's
+    ``scale_positions`` (its ordered scale, used by ``emd``). All rows are kept with ``split=None``;
     :mod:`surveytune.splits` assigns the paper's splits.
     """
     path = Path(path)
@@ -288,6 +298,8 @@ def load_wvs_unified(path: PathLike) -> list[SurveyItem]:
                                        "paper_options")
                 labels = [_OPTION_PREFIX.sub("", str(o)) for o in paper_options]
             question = row.get("question_text") or row.get("codebook_label")
+            scale = [i for i, o in enumerate(options) if not (
+                o.get("code") == 0 and str(o["label"]).strip().lower() in WVS_OFF_SCALE_CODE0)]
             key = f"Q{qid}"
             ordinal = _wvs_ordinal(ordinal_map, qid)
             items.append(make_item(
@@ -296,7 +308,7 @@ def load_wvs_unified(path: PathLike) -> list[SurveyItem]:
                 rounding_tolerance=PUBLIC_ROUNDING_TOLERANCE,
                 population=row["country"],
                 population_kind="country", ordinal=ordinal, source=source,
-                distribution_field="dist"))
+                distribution_field="dist", scale_positions=scale))
     return items
 
 
@@ -526,7 +538,8 @@ def load_jsonl(path: PathLike) -> list[SurveyItem]:
                 ordinal=record.get("ordinal", False),
                 split=_optional_str(record, "split", None, source),
                 language=_optional_str(record, "language", "en", source),
-                id=ident, source=source, scale=_scale_of(dist)))
+                id=ident, source=source, scale=_scale_of(dist),
+                scale_positions=record.get("scale_positions")))
     return items
 
 

@@ -27,7 +27,9 @@ def prediction_records(split: str, items: Sequence[SurveyItem],
              "question_id": item.question_id, "question": item.question,
              "options": list(item.options), "human": list(item.distribution),
              "predicted": [round(float(x), 6) for x in pred.distribution],
-             "letter_mass": round(pred.letter_mass, 6), "1-jsd": float(score)}
+             "letter_mass": round(pred.letter_mass, 6), "1-jsd": float(score),
+             **({} if item.scale_positions is None
+                else {"scale_positions": list(item.scale_positions)})}
             for item, pred, score in zip(items, predictions, table["1-jsd"])]
 
 

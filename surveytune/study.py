@@ -275,7 +275,9 @@ def _record_item(record: dict[str, Any]) -> SurveyItem:
     return SurveyItem(id=record["id"], survey=record["survey"],
                       question_id=record["question_id"], question=record.get("question", ""),
                       options=tuple(record["options"]), distribution=tuple(record["human"]),
-                      population=record["population"], split=record["split"])
+                      population=record["population"], split=record["split"],
+                      scale_positions=(tuple(record["scale_positions"])
+                                       if record.get("scale_positions") else None))
 
 
 def _diversity_row(split: str, method: str, items, predictions) -> dict[str, Any]:

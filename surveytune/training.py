@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .items import SurveyItem, atomic_write_text
-from .losses import LOSSES, padded_targets
+from .losses import LOSSES, padded_targets, scale_mask
 from .metrics import METRIC_NAMES, metrics_table, summarize
 from .scoring import SharedPrefix, encode, last_position_logits, letter_log_probs, score_token_ids
 
@@ -96,6 +96,15 @@ class Batchable:
 
     token_ids: list[list[int]]
     distributions: list[tuple[float, ...]]
+    # Each item's SurveyItem.scale_positions (the emd loss's ordered scale); None: all options.
+    scale_positions: list[tuple[int, ...] | None] | None = None
+
+    def scale(self, idx: Sequence[int], width: int) -> torch.Tensor | None:
+        """The emd loss's ``scale`` mask for items ``idx`` (None when none is restricted)."""
+        if self.scale_positions is None:
+            return None
+        return scale_mask([self.scale_positions[i] for i in idx],
+                          [self.n_options[i] for i in idx], width)
 
     @property
     def n_options(self) -> list[int]:
@@ -236,7 +245,8 @@ def batch_loss(model: Any, batch: Batchable, idx: Sequence[int], letter_ids: tor
     n_options = [batch.n_options[i] for i in idx]
     log_probs, _ = letter_log_probs(logits, letter_ids, n_options)
     targets = padded_targets([batch.distributions[i] for i in idx], max(n_options))
-    return LOSSES[loss_name](targets.to(log_probs.device), log_probs)
+    return LOSSES[loss_name](targets.to(log_probs.device), log_probs,
+                             batch.scale(idx, max(n_options)))
 
 
 def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_ids: list[int],
@@ -249,7 +259,8 @@ def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_i
     log_pred = torch.full((len(dists), width), float("-inf"))
     for row, dist in enumerate(dists):
         log_pred[row, : len(dist)] = torch.as_tensor(np.log(np.clip(dist, 1e-30, None)))
-    loss = float(LOSSES[config.loss](padded_targets(valid.distributions, width), log_pred))
+    loss = float(LOSSES[config.loss](padded_targets(valid.distributions, width), log_pred,
+                                     valid.scale(range(len(dists)), width)))
     summary = summarize(metrics_table(items, dists)).iloc[0]
     return {"valid_loss": loss, **{f"valid_{m}": float(summary[m]) for m in METRIC_NAMES}}
 
@@ -279,7 +290,8 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
         valid_items = [valid_items[i] for i in sorted(pick)]
     fingerprint = {"train": data_fingerprint(train_items), "valid": data_fingerprint(valid_items)}
     batchable = lambda items: Batchable(  # noqa: E731
-        encode(tokenizer, prompts(items), chat=chat), [i.distribution for i in items])
+        encode(tokenizer, prompts(items), chat=chat), [i.distribution for i in items],
+        [i.scale_positions for i in items])
     train_data, valid_data = batchable(train_items), batchable(valid_items)
     pad_id = tokenizer.pad_token_id
 
