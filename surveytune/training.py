@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .items import SurveyItem, atomic_write_text
 from .losses import LOSSES, padded_targets, scale_mask
+from .memory import frozen_weights_cast, lean_lora_dropout, return_freed_memory
 from .metrics import METRIC_NAMES, metrics_table, summarize
 from .scoring import SharedPrefix, encode, last_position_logits, letter_log_probs, score_token_ids
 
@@ -136,7 +137,9 @@ def wrap_for_training(model: Any, config: TrainConfig) -> Any:
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets,
                       task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    lean_lora_dropout(model)  # same numbers, a quarter of the dropout's saved memory
+    return model
 
 
 def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
@@ -295,6 +298,7 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
     train_data, valid_data = batchable(train_items), batchable(valid_items)
     pad_id = tokenizer.pad_token_id
 
+    return_freed_memory()  # freed activations go back to the system (surveytune.memory)
     torch.manual_seed(config.seed)
     model = wrap_for_training(model, config)
     letters = torch.tensor(letter_ids, device=model.device)
@@ -362,8 +366,9 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for start in range(0, per_step, config.batch_size):
-            with torch.autocast(model.device.type, dtype=torch.bfloat16,
-                                enabled=config.precision == "bf16-autocast"):
+            bf16 = config.precision == "bf16-autocast"
+            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16), \
+                    frozen_weights_cast(model, torch.bfloat16 if bf16 else None):
                 loss = batch_loss(model, train_data, idx[start:start + config.batch_size],
                                   letters, pad_id, config.loss) / config.grad_accum
             loss.backward()
