@@ -276,8 +276,8 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
 
     ``prompts(items) -> list[str]`` renders prompts; ``chat`` says whether they are chat
     prompts (they then get no special tokens added, see :func:`surveytune.scoring.encode`).
-    Returns the trained model (the best
-    checkpoint's weights loaded) and a :class:`TrainResult`. Writes into ``out_dir``:
+    Returns the trained model (the best checkpoint's weights loaded) and a
+    :class:`TrainResult`. Writes into ``out_dir``:
     ``adapter/`` (best weights + ``surveytune.json``), ``checkpoint/`` (resume state) and
     ``training.json`` (config, data fingerprints, history).
     """
