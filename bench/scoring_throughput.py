@@ -42,7 +42,7 @@ def main() -> None:
     items = [items[i] for i in np.random.default_rng(0).choice(len(items), args.items,
                                                                replace=False)]
     sim = Simulator.load(args.model)
-    token_ids = encode(sim.tokenizer, sim.prompts(items))
+    token_ids = encode(sim.tokenizer, sim.prompts(items), chat=sim.chat)
     n_options = [i.n_options for i in items]
     pad = sim.tokenizer.pad_token_id
     print(f"model {args.model}, {len(items)} valid items, mean prompt "

@@ -39,7 +39,7 @@ def main() -> None:
     config = replace(BUDGETS["default"].train, lora_dropout=args.dropout)
     items = study_splits(args.data_dir, unseen_survey=False)["train"]
     sim = Simulator.load(args.model)
-    token_ids = encode(sim.tokenizer, sim.prompts(items))
+    token_ids = encode(sim.tokenizer, sim.prompts(items), chat=sim.chat)
     order = epoch_order([len(t) for t in token_ids], config.batch_size, seed=0, epoch=0)
     batches = [order[i:i + config.batch_size]
                for i in range(0, args.steps * config.batch_size, config.batch_size)]

@@ -92,6 +92,10 @@ class SurveyItem:
     ordinal: bool = False
     split: str | None = None
     language: str = "en"
+    # The option positions (0-based, increasing) that form the item's ordered answer scale,
+    # when some options are off it (e.g. WVS code 0 "Hard to say", lettered first); None means
+    # every option, in order. The order-aware ``emd`` runs over these positions only.
+    scale_positions: tuple[int, ...] | None = None
     # Where the item was read from; not part of its identity or of the canonical format.
     source: Source = field(default=Source(), compare=False, repr=False)
 
@@ -103,10 +107,21 @@ class SurveyItem:
     def letters(self) -> str:
         return LETTERS[: len(self.options)]
 
+    @property
+    def ordered_positions(self) -> tuple[int, ...]:
+        """The positions of the ordered scale's options (every position unless restricted)."""
+        if self.scale_positions is None:
+            return tuple(range(len(self.options)))
+        return self.scale_positions
+
     def to_dict(self) -> dict[str, Any]:
         """The canonical JSON record (the generic JSONL format)."""
         record = asdict(self)
         record.pop("source")
+        if self.scale_positions is None:  # records of unrestricted items stay as they were
+            record.pop("scale_positions")
+        else:
+            record["scale_positions"] = list(self.scale_positions)
         record["options"] = list(self.options)
         record["distribution"] = list(self.distribution)
         return record
@@ -184,12 +199,15 @@ def make_item(*, survey: str, question_id: Any, question: Any, options: Any,
               id: str | None = None, source: Source = Source(), scale: float = 1.0,
               distribution_field: str = "distribution",
               rounding_tolerance: float = ROUNDING_TOLERANCE,
-              allow_duplicate_options: bool = False) -> SurveyItem:
+              allow_duplicate_options: bool = False,
+              scale_positions: Sequence[int] | None = None) -> SurveyItem:
     """Build a validated :class:`SurveyItem`; raise :class:`DataError` naming the bad field.
 
     ``question_id`` must be a string (a JSON number such as ``5`` is refused, so that ``5`` and
     ``"5"`` never name one question). ``allow_duplicate_options`` is only for the public files
     whose option lists have a known defect (repeated labels); user files never get it.
+    ``scale_positions`` (see :class:`SurveyItem`) must be at least 2 increasing positions of
+    ``options`` holding some of the distribution's mass.
     """
     for name, value in (("question", question), ("population", population)):
         if not isinstance(value, str) or not value.strip():
@@ -236,12 +254,35 @@ def make_item(*, survey: str, question_id: Any, question: Any, options: Any,
                            f"{', '.join(LANGUAGES)}", "language")
     dist = check_distribution(distribution, len(options), source, distribution_field, scale,
                               rounding_tolerance=rounding_tolerance)
+    positions = _check_scale_positions(scale_positions, dist, source)
     return SurveyItem(
         id=id if id is not None else f"{survey}:{question_id}:{population}",
         survey=survey, question_id=question_id, question=question.strip(),
         options=tuple(o.strip() for o in options), distribution=dist, population=population,
         population_kind=population_kind, ordinal=ordinal, split=split, language=language,
-        source=source)
+        scale_positions=positions, source=source)
+
+
+def _check_scale_positions(positions: Sequence[int] | None, dist: Sequence[float],
+                           source: Source) -> tuple[int, ...] | None:
+    """``positions`` as a tuple, or None when absent or covering every option in order."""
+    if positions is None:
+        return None
+    name = "scale_positions"
+    if not isinstance(positions, (list, tuple)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in positions):
+        raise source.error(f"expected a list of option positions, got {positions!r}", name)
+    if len(positions) < 2:
+        raise source.error("an ordered scale needs at least 2 options", name)
+    if positions[0] < 0 or positions[-1] >= len(dist) or any(
+            a >= b for a, b in zip(positions, positions[1:])):
+        raise source.error(f"expected increasing positions in 0..{len(dist) - 1}, got "
+                           f"{list(positions)}", name)
+    if sum(dist[i] for i in positions) <= 0:
+        raise source.error("the distribution has no mass on the scale's options", name)
+    if len(positions) == len(dist):
+        return None
+    return tuple(positions)
 
 
 def check_unique_ids(items: Iterable[SurveyItem]) -> None:

@@ -26,12 +26,14 @@ summing to 100) and ``population``. Optional fields: ``id`` (default
 ``"{survey}:{question_id}:{population}"``), ``survey`` (default: the file name without its
 extension), ``population_kind`` (``"country"`` or ``"subgroup"``; default ``"country"``),
 ``ordinal`` (true when the options are an ordered scale; default false), ``split`` (default
-null; else one of ``items.SPLITS``) and ``language`` (``"en"`` or ``"zh"``; default ``"en"``).
-Blank lines are skipped, and unknown fields are ignored. ``question_id`` must be a JSON string
-and probabilities JSON numbers (``"0.5"`` is refused). Option labels within an item must
-differ, and one ``question_id`` must have the same question and options on every line. Texts
-over ``items.MAX_QUESTION_CHARS`` / ``MAX_OPTION_CHARS``, lone surrogates, invalid UTF-8 and
-files without items are refused.
+null; else one of ``items.SPLITS``), ``language`` (``"en"`` or ``"zh"``; default ``"en"``) and
+``scale_positions`` (the 0-based positions of the options that form the ordered scale ``emd``
+runs over, when some options such as "Hard to say" are off it; default: all). Blank lines are
+skipped, and unknown fields are ignored. ``question_id`` must be a JSON string and
+probabilities JSON numbers (``"0.5"`` is refused). Option labels within an item must differ,
+and one ``question_id`` must have the same question and options on every line. Texts over
+``items.MAX_QUESTION_CHARS`` / ``MAX_OPTION_CHARS``, lone surrogates, invalid UTF-8 and files
+without items are refused.
 
 **CSV** (``.csv``, :func:`load_csv`) is a tidy long table with one row per (question,
 population, option)::
@@ -100,6 +102,13 @@ WVS_METADATA = "wvs7_codebook_worldvaluesbench/question_metadata.json"
 # WVS questions missing from question_metadata.json whose codebook options are unordered
 # choices (Q42 kinds of attitude, Q91-93 knowledge, Q152-157 aims); the others default to ordinal.
 _WVS_NOMINAL_WITHOUT_METADATA = frozenset({42, 91, 92, 93, *range(152, 158)})
+
+WVS_OFF_SCALE_CODE0 = frozenset({"hard to say", "it is against democracy (spontaneous)"})
+"""Codebook labels of a WVS code 0 that is not a point of the question's ordered scale:
+Q119's "Hard to say" (scale 1-4, strongly agree .. strongly disagree) and Q241-249's
+spontaneous "It is against democracy" (scale 1-10). These are exactly the code-0 questions
+whose WorldValuesBench metadata puts the scale's minimum at 1. Elsewhere code 0 is the scale's
+first point (Q122-129 "0 = Disagree", Q94-105 "Don't belong")."""
 
 _OPTION_PREFIX = re.compile(r"^\(([A-Z])\)\s*")
 _PAPER_COUNTRY = (
@@ -280,8 +289,10 @@ def load_wvs_unified(path: PathLike) -> list[SurveyItem]:
     """Load ``wvs7_unified/wvs7_country_distributions.jsonl``: one item per (country, WVS Q).
 
     Options are the paper's option strings (without "(A)") where known, else the codebook
-    labels, in code order (code 0, letter X, first). ``ordinal`` comes from the WVS question
-    metadata next to the data directory when it exists. All rows are kept with ``split=None``;
+    labels, in code order (code 0, the paper's letter X, first; we letter by position, so it
+    becomes A). ``ordinal`` comes from the WVS question metadata next to the data directory
+    when it exists. A code 0 in :data:`WVS_OFF_SCALE_CODE0` is left out of the item's
+    ``scale_positions`` (its ordered scale, used by ``emd``). All rows are kept with ``split=None``;
     :mod:`surveytune.splits` assigns the paper's splits.
     """
     path = Path(path)
@@ -310,6 +321,8 @@ def load_wvs_unified(path: PathLike) -> list[SurveyItem]:
                                        "paper_options")
                 labels = [_OPTION_PREFIX.sub("", str(o)) for o in paper_options]
             question = row.get("question_text") or row.get("codebook_label")
+            scale = [i for i, o in enumerate(options) if not (
+                o.get("code") == 0 and str(o["label"]).strip().lower() in WVS_OFF_SCALE_CODE0)]
             key = f"Q{qid}"
             ordinal = _wvs_ordinal(ordinal_map, qid)
             items.append(make_item(
@@ -318,7 +331,7 @@ def load_wvs_unified(path: PathLike) -> list[SurveyItem]:
                 rounding_tolerance=PUBLIC_ROUNDING_TOLERANCE,
                 population=row["country"],
                 population_kind="country", ordinal=ordinal, source=source,
-                distribution_field="dist"))
+                distribution_field="dist", scale_positions=scale))
     return items
 
 
@@ -420,11 +433,33 @@ def load_paper_json(path: PathLike, *, survey: str | None = None,
 
 # --------------------------------------------------------------------------- GlobalOpinionQA
 
+# Labels of the WVS codebook's negative (missing) codes: -1 "Don't know", -2 "No answer" (also
+# "No answer/ refused"), -3 "Not applicable", -4 "Not asked", -5 "Missing; ..." / "Other
+# missing; ..." / "INAP: ...". GlobalOpinionQA copies them as options of its WVS rows. Its Pew
+# (GAS) rows fold refusals into one "DK/Refused" (or "Don't know/Refused") option instead, so a
+# standalone missing-code label marks a WVS question.
+WVS_MISSING_LABELS = frozenset({"don't know", "dont know", "no answer", "no answer/refused",
+                                "not applicable", "not asked", "missing"})
+WVS_MISSING_PREFIXES = ("missing;", "missing,", "other missing", "inap", "not asked",
+                        "not applicable")
+
+
+def is_wvs_missing_label(label: str) -> bool:
+    """Whether an option label is a WVS missing-code label (``"No answer"``, ``'"Dont know"'``,
+    ``"Missing; Not available"``...), not a Pew-style ``"DK/Refused"``."""
+    text = label.strip().strip('"').replace("\u00b4", "'").replace("\u2019", "'")
+    text = " ".join(text.replace("/ ", "/").lower().split())
+    return text in WVS_MISSING_LABELS or text.startswith(WVS_MISSING_PREFIXES)
+
+
 def load_goqa(path: PathLike, drop_wvs: bool = True) -> list[SurveyItem]:
     """Load ``goqa_partial/goqa_union_question_country.jsonl`` (GlobalOpinionQA).
 
-    ``drop_wvs`` removes the WVS-sourced rows (``survey_guess == "WVS"``), which must not be
-    used as an unseen survey. ``question_id`` is ``goqa-`` plus a hash of the
+    ``drop_wvs`` removes the WVS-sourced rows, which must not be used as an unseen survey:
+    those with ``survey_guess == "WVS"`` and those whose options include a WVS missing-code
+    label (:func:`is_wvs_missing_label`; 79 rows of 47 questions labelled "GAS(Pew)" in the
+    public file, e.g. WVS's confidence-in-organisations battery for Egypt, Jordan, Morocco
+    and Tunisia). ``question_id`` is ``goqa-`` plus a hash of the
     whitespace-normalised question text and its option list (some questions were asked with
     different option lists in different countries; those are different questions). Rows
     whose ``dist`` sums far from 1 (19 rows in the public file) are a known defect of this
@@ -435,7 +470,10 @@ def load_goqa(path: PathLike, drop_wvs: bool = True) -> list[SurveyItem]:
     with _one_repair_warning(path):
         for source, row in _iter_jsonl(path):
             _require(row, ("question", "country", "options", "dist"), source)
-            if drop_wvs and row.get("survey_guess") == "WVS":
+            if drop_wvs and (row.get("survey_guess") == "WVS" or (
+                    isinstance(row["options"], list)
+                    and any(isinstance(o, str) and is_wvs_missing_label(o)
+                            for o in row["options"]))):
                 continue
             if isinstance(row["dist"], list) and _bad_sum(row["dist"]):
                 skipped += 1
@@ -524,7 +562,8 @@ def load_jsonl(path: PathLike) -> list[SurveyItem]:
                 ordinal=record.get("ordinal", False),
                 split=_optional_str(record, "split", None, source),
                 language=_optional_str(record, "language", "en", source),
-                id=ident, source=source, scale=_scale_of(dist)))
+                id=ident, source=source, scale=_scale_of(dist),
+                scale_positions=record.get("scale_positions")))
     return items
 
 

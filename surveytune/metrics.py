@@ -3,6 +3,20 @@
 Every metric compares a human answer distribution ``p`` with a predicted one ``q`` over the
 same ordered options. Names are exact and stable: they are the column names of every table
 and result row the package writes.
+
+Inputs are checked, never repaired: a vector with NaN or infinite values, a negative share, a
+sum further than :data:`PREDICTION_TOLERANCE` from 1, fewer than 2 options or a shape unlike
+its partner's raises :class:`ValueError` saying what is wrong (a vector of zeros would
+otherwise score as a perfect match).
+
+``emd`` is the earth mover's distance along the item's ordered answer scale. When an item marks
+some options as off that scale (:attr:`SurveyItem.scale_positions`, e.g. WVS code 0 "Hard to
+say" or "It is against democracy (spontaneous)", lettered first), ``emd`` keeps only the scale's
+positions of both distributions, renormalises each to sum 1 and computes
+``sum_k |CDF_p(k) - CDF_q(k)| / (m - 1)`` over those m options; the mass on the other options
+does not count (the other metrics compare every option). A distribution with no mass on the
+scale cannot be scored and raises. Items without ``scale_positions`` are scored on all
+options exactly as before.
 """
 
 from __future__ import annotations
@@ -24,8 +38,10 @@ METRIC_DESCRIPTIONS = {
     "1-jsd": "1 - Jensen-Shannon distance (natural log); the paper's headline metric, "
              "higher is better",
     "js_divergence": "Jensen-Shannon divergence in bits (base 2); lower is better",
-    "emd": "order-aware earth mover's distance over option positions, "
-           "sum|CDF_p - CDF_q| / (K - 1) in [0, 1]; lower is better",
+    "emd": "order-aware earth mover's distance over the ordered scale's option positions, "
+           "sum|CDF_p - CDF_q| / (m - 1) in [0, 1] (non-substantive options such as WVS "
+           "'Hard to say' left out and both distributions renormalised over the m others); "
+           "lower is better",
     "emd_paper": "the reference code's order-blind value, scipy wasserstein_distance(p, q) on "
                  "the probability vectors as samples; for comparison with the paper's tables "
                  "only, lower is better",
@@ -37,49 +53,87 @@ METRIC_DESCRIPTIONS = {
 ID_COLUMNS = ("id", "split", "survey", "question_id", "population", "n_options")
 
 PREDICTION_TOLERANCE = 1e-4
-"""A prediction whose sum is further than this from 1 is refused as not a distribution."""
+"""A distribution (human or predicted) whose sum is further than this from 1 is refused."""
 
 
-def _metric_arrays(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
-    """All metrics for rows of ``p`` and ``q`` (shape ``(n, K)``, one K), as arrays of n."""
+def check_distribution(values: Sequence[float], what: str = "distribution",
+                       n_options: int | None = None) -> np.ndarray:
+    """``values`` as a float array if it is a probability vector a metric can score, else
+    :class:`ValueError` naming ``what`` and the defect: not 1-D, fewer than 2 entries (or not
+    ``n_options``), NaN/inf, negative, or a sum further than :data:`PREDICTION_TOLERANCE`
+    from 1."""
+    try:
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} is not a vector of numbers: {values!r}") from None
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"{what} must be a vector of at least 2 probabilities, got shape "
+                         f"{v.shape}")
+    if n_options is not None and v.size != n_options:
+        raise ValueError(f"{what} has {v.size} probabilities for {n_options} options")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{what} has NaN or infinite values: {v.tolist()}")
+    if np.any(v < 0):
+        raise ValueError(f"{what} has negative values: {v.tolist()}")
+    if abs(v.sum() - 1.0) > PREDICTION_TOLERANCE:
+        raise ValueError(f"{what} sums to {v.sum():.6g}, not 1 (tolerance "
+                         f"{PREDICTION_TOLERANCE:g})")
+    return v
+
+
+def _scale_emd(p: np.ndarray, q: np.ndarray, scale: Sequence[int] | None) -> np.ndarray:
+    """``emd`` of rows of ``p`` and ``q`` over the scale's positions (None: all, as is)."""
+    if scale is not None:
+        p, q = p[:, list(scale)], q[:, list(scale)]
+        p_mass, q_mass = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
+        if np.any(p_mass <= 0) or np.any(q_mass <= 0):
+            raise ValueError(f"a distribution has no mass on the ordered scale's options "
+                             f"{list(scale)}; emd is undefined")
+        p, q = p / p_mass, q / q_mass
     k = p.shape[1]
+    cdf_diff = np.abs(np.cumsum(p, axis=1) - np.cumsum(q, axis=1))[:, : k - 1]
+    return cdf_diff.sum(axis=1) / (k - 1)
+
+
+def _metric_arrays(p: np.ndarray, q: np.ndarray,
+                   scale: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """All metrics for rows of ``p`` and ``q`` (shape ``(n, K)``, one K, validated), as
+    arrays of n; ``scale`` restricts ``emd`` (see the module docstring)."""
     # For (near-)identical rows scipy's JS divergence can round to a tiny negative number and
     # its square root to NaN; inputs are validated distributions, so NaN means distance 0.
     with np.errstate(invalid="ignore"):
         distance_e = np.nan_to_num(jensenshannon(p, q, axis=1), nan=0.0)
         distance_2 = np.nan_to_num(jensenshannon(p, q, base=2, axis=1), nan=0.0)
-    cdf_diff = np.abs(np.cumsum(p, axis=1) - np.cumsum(q, axis=1))[:, : k - 1]
     return {
         "1-jsd": 1.0 - distance_e,
         "js_divergence": distance_2**2,
-        "emd": cdf_diff.sum(axis=1) / (k - 1),
+        "emd": _scale_emd(p, q, scale),
         "emd_paper": np.array([wasserstein_distance(a, b) for a, b in zip(p, q)]),
         "tv": 0.5 * np.abs(p - q).sum(axis=1),
         "acc": (p.argmax(axis=1) == q.argmax(axis=1)).astype(float),
     }
 
 
-def item_metrics(human: Sequence[float], predicted: Sequence[float]) -> dict[str, float]:
-    """All metrics of :data:`METRIC_NAMES` for one item's human and predicted distributions."""
-    p = np.asarray(human, dtype=float)
-    q = np.asarray(predicted, dtype=float)
-    if p.ndim != 1 or p.shape != q.shape or p.size < 2:
-        raise ValueError(f"need two vectors of one length >= 2, got shapes {p.shape}, {q.shape}")
-    values = _metric_arrays(p[None, :], q[None, :])
+def item_metrics(human: Sequence[float], predicted: Sequence[float],
+                 scale_positions: Sequence[int] | None = None) -> dict[str, float]:
+    """All metrics of :data:`METRIC_NAMES` for one item's human and predicted distributions.
+
+    ``scale_positions`` restricts ``emd`` to the ordered scale's options (module docstring).
+    Raises :class:`ValueError` for input that is not two probability vectors of one length.
+    """
+    p = check_distribution(human, "human distribution")
+    q = check_distribution(predicted, "predicted distribution", n_options=p.size)
+    if scale_positions is not None and (
+            len(scale_positions) < 2 or list(scale_positions) != sorted(set(scale_positions))
+            or scale_positions[0] < 0 or scale_positions[-1] >= p.size):
+        raise ValueError(f"scale_positions must be at least 2 increasing positions in "
+                         f"0..{p.size - 1}, got {list(scale_positions)}")
+    values = _metric_arrays(p[None, :], q[None, :], scale_positions)
     return {name: float(values[name][0]) for name in METRIC_NAMES}
 
 
 def _check_prediction(item: SurveyItem, prediction: Sequence[float]) -> np.ndarray:
-    q = np.asarray(prediction, dtype=float)
-    if q.ndim != 1 or q.size != item.n_options:
-        raise ValueError(f"item {item.id!r}: prediction has shape {q.shape} for "
-                         f"{item.n_options} options")
-    if not np.all(np.isfinite(q)) or np.any(q < 0):
-        raise ValueError(f"item {item.id!r}: prediction is not a distribution "
-                         f"(negative or non-finite values): {q.tolist()}")
-    if abs(q.sum() - 1.0) > PREDICTION_TOLERANCE:
-        raise ValueError(f"item {item.id!r}: prediction sums to {q.sum():.6g}, not 1")
-    return q
+    return check_distribution(prediction, f"item {item.id!r}: prediction", item.n_options)
 
 
 def metrics_table(items: Sequence[SurveyItem],
@@ -92,14 +146,23 @@ def metrics_table(items: Sequence[SurveyItem],
     if len(items) != len(predictions):
         raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
     checked = [_check_prediction(item, pred) for item, pred in zip(items, predictions)]
-    by_k: dict[int, list[int]] = defaultdict(list)
+    for item, q in zip(items, checked):
+        p = check_distribution(item.distribution, f"item {item.id!r}: human distribution",
+                               item.n_options)
+        if item.scale_positions is not None:
+            scale = list(item.scale_positions)
+            for what, v in (("human distribution", p), ("prediction", q)):
+                if v[scale].sum() <= 0:
+                    raise ValueError(f"item {item.id!r}: {what} has no mass on the ordered "
+                                     f"scale's options {scale}; emd is undefined")
+    groups: dict[tuple[int, tuple[int, ...] | None], list[int]] = defaultdict(list)
     for i, item in enumerate(items):
-        by_k[item.n_options].append(i)
+        groups[(item.n_options, item.scale_positions)].append(i)
     columns = {name: np.full(len(items), np.nan) for name in METRIC_NAMES}
-    for indices in by_k.values():
+    for (_, scale), indices in groups.items():
         p = np.array([items[i].distribution for i in indices], dtype=float)
         q = np.array([checked[i] for i in indices])
-        for name, values in _metric_arrays(p, q).items():
+        for name, values in _metric_arrays(p, q, scale).items():
             columns[name][indices] = values
     table = pd.DataFrame({
         "id": [i.id for i in items],
@@ -185,7 +248,7 @@ def mean_entropy(distributions: Iterable[Sequence[float]], normalised: bool = Tr
     """Mean Shannon entropy (nats) of the distributions; divided by log K if ``normalised``."""
     values = []
     for dist in distributions:
-        d = np.asarray(dist, dtype=float)
+        d = check_distribution(dist)
         h = float(entropy(d))
         values.append(h / np.log(d.size) if normalised else h)
     if not values:

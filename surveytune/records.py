@@ -225,10 +225,13 @@ class PredictionRecord:
     predicted: list[float]
     letter_mass: float
     score: float
+    scale_positions: list[int] | None = None  # the item's ordered scale, when not all options
 
     def to_dict(self) -> dict[str, Any]:
         raw = {f.name: getattr(self, f.name) for f in fields(self)}
         raw["1-jsd"] = raw.pop("score")
+        if raw["scale_positions"] is None:
+            del raw["scale_positions"]
         return raw
 
     @classmethod
@@ -236,18 +239,21 @@ class PredictionRecord:
                   line: int | None = None) -> PredictionRecord:
         if not isinstance(raw, dict):
             raise DataError("expected a JSON object", file=file, line=line)
-        keys = [f.name if f.name != "score" else "1-jsd" for f in fields(cls)]
+        keys = [f.name if f.name != "score" else "1-jsd" for f in fields(cls)
+                if f.name != "scale_positions"]
         for key in keys:
             if key not in raw:
                 raise DataError("missing", file=file, line=line, field=key)
-        return cls(*(raw[key] for key in keys))
+        return cls(*(raw[key] for key in keys), scale_positions=raw.get("scale_positions"))
 
     def to_item(self) -> SurveyItem:
         """A minimal item for metrics (distribution and grouping; no validation)."""
         return SurveyItem(id=self.id, survey=self.survey, question_id=self.question_id,
                           question=self.question, options=tuple(self.options),
                           distribution=tuple(self.human), population=self.population,
-                          split=self.split)
+                          split=self.split,
+                          scale_positions=(None if self.scale_positions is None
+                                           else tuple(self.scale_positions)))
 
 
 def write_predictions(records: Sequence[PredictionRecord], path: str | os.PathLike) -> None:

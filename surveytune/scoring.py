@@ -29,9 +29,34 @@ class Prediction:
     letter_mass: float
 
 
-def encode(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each prompt. Chat prompts already carry their special tokens."""
-    return [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+def special_prefix(tokenizer: Any) -> list[int]:
+    """The special tokens the tokenizer puts before a text (e.g. ``[bos_token_id]``), found by
+    encoding a probe with and without them; tokens it appends (an EOS) are not included."""
+    probe = "a"
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return list(full[:start])
+    raise ValueError(f"the tokenizer encodes {probe!r} as {plain} without special tokens and "
+                     f"as {full} with them; cannot tell which tokens it adds")
+
+
+def encode(tokenizer: Any, prompts: Sequence[str], *, chat: bool) -> list[list[int]]:
+    """Token ids of each prompt, the one place that decides their special tokens.
+
+    Chat prompts (rendered by ``apply_chat_template``) already carry theirs and get none
+    added. Plain prompts start with the tokenizer's own leading special tokens (its BOS, when
+    it adds one), unless the text already begins with them. Appended special tokens (an EOS)
+    are never added: the prediction is the token right after the prompt.
+    """
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    if chat:
+        return ids
+    prefix = special_prefix(tokenizer)
+    if not prefix:
+        return ids
+    return [row if row[:len(prefix)] == prefix else prefix + row for row in ids]
 
 
 def left_pad(batch: Sequence[Sequence[int]], pad_id: int,

@@ -29,7 +29,9 @@ def prediction_records(split: str, items: Sequence[SurveyItem],
                 question_id=item.question_id, question=item.question,
                 options=list(item.options), human=list(item.distribution),
                 predicted=[round(float(x), 6) for x in pred.distribution],
-                letter_mass=round(pred.letter_mass, 6), score=float(score))
+                letter_mass=round(pred.letter_mass, 6), score=float(score),
+                scale_positions=(None if item.scale_positions is None
+                                 else list(item.scale_positions)))
             for item, pred, score in zip(items, predictions, table["1-jsd"])]
 
 
@@ -86,7 +88,7 @@ class Simulator:
     def predict(self, items: Sequence[SurveyItem], *, progress: bool = True,
                 desc: str = "scoring") -> list[Prediction]:
         """One :class:`Prediction` (distribution over the options, letter mass) per item."""
-        token_ids = encode(self.tokenizer, self.prompts(items))
+        token_ids = encode(self.tokenizer, self.prompts(items), chat=self.chat)
         return score_token_ids(self.model, token_ids, [i.n_options for i in items],
                                self.letter_ids, self.tokenizer.pad_token_id,
                                batch_size=self.batch_size, progress=progress, desc=desc)
@@ -137,6 +139,6 @@ class Simulator:
                  "template": None if self.template is None else self.template.to_dict()}
         self.model, result = train(self.model, self.tokenizer, self.letter_ids, train_items,
                                    valid_items, self.prompts, config, out_dir,
-                                   save_extra=extra, progress=progress)
+                                   save_extra=extra, progress=progress, chat=self.chat)
         self.adapter = str(Path(out_dir) / "adapter")
         return result

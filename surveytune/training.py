@@ -35,10 +35,11 @@ from .adapters import (
     save_checkpoint,
 )
 from .items import SurveyItem
-from .losses import LOSSES, padded_targets
+from .losses import LOSSES, padded_targets, scale_mask
+from .memory import frozen_weights_cast, lean_lora_dropout, return_freed_memory
 from .metrics import METRIC_NAMES, metrics_table, summarize
 from .records import TrainingRecord
-from .scoring import SharedPrefix, last_position_logits, letter_log_probs, score_token_ids
+from .scoring import SharedPrefix, encode, last_position_logits, letter_log_probs, score_token_ids
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("float32", "bf16-autocast")
@@ -106,6 +107,15 @@ class Batchable:
 
     token_ids: list[list[int]]
     distributions: list[tuple[float, ...]]
+    # Each item's SurveyItem.scale_positions (the emd loss's ordered scale); None: all options.
+    scale_positions: list[tuple[int, ...] | None] | None = None
+
+    def scale(self, idx: Sequence[int], width: int) -> torch.Tensor | None:
+        """The emd loss's ``scale`` mask for items ``idx`` (None when none is restricted)."""
+        if self.scale_positions is None:
+            return None
+        return scale_mask([self.scale_positions[i] for i in idx],
+                          [self.n_options[i] for i in idx], width)
 
     @property
     def n_options(self) -> list[int]:
@@ -137,7 +147,9 @@ def wrap_for_training(model: Any, config: TrainConfig) -> Any:
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets,
                       task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    lean_lora_dropout(model)  # same numbers, a quarter of the dropout's saved memory
+    return model
 
 
 def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[int]:
@@ -184,7 +196,8 @@ def batch_loss(model: Any, batch: Batchable, idx: Sequence[int], letter_ids: tor
     n_options = [batch.n_options[i] for i in idx]
     log_probs, _ = letter_log_probs(logits, letter_ids, n_options)
     targets = padded_targets([batch.distributions[i] for i in idx], max(n_options))
-    return LOSSES[loss_name](targets.to(log_probs.device), log_probs)
+    return LOSSES[loss_name](targets.to(log_probs.device), log_probs,
+                             batch.scale(idx, max(n_options)))
 
 
 def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_ids: list[int],
@@ -197,7 +210,8 @@ def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_i
     log_pred = torch.full((len(dists), width), float("-inf"))
     for row, dist in enumerate(dists):
         log_pred[row, : len(dist)] = torch.as_tensor(np.log(np.clip(dist, 1e-30, None)))
-    loss = float(LOSSES[config.loss](padded_targets(valid.distributions, width), log_pred))
+    loss = float(LOSSES[config.loss](padded_targets(valid.distributions, width), log_pred,
+                                     valid.scale(range(len(dists)), width)))
     summary = summarize(metrics_table(items, dists)).iloc[0]
     return {"valid_loss": loss, **{f"valid_{m}": float(summary[m]) for m in METRIC_NAMES}}
 
@@ -229,7 +243,7 @@ class _Run:
 def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
            train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem], prompts: Any,
            config: TrainConfig, out: Path, save_extra: dict[str, Any] | None,
-           progress: bool) -> _Run:
+           progress: bool, chat: bool) -> _Run:
     """Check the data, tokenise it, wrap the model, build optimizer and schedule, resume."""
     if not train_items:
         raise ValueError("no training items")
@@ -240,12 +254,13 @@ def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
                                                          replace=False)
         valid_items = [valid_items[i] for i in sorted(pick)]
     fingerprint = {"train": data_fingerprint(train_items), "valid": data_fingerprint(valid_items)}
-    encode = lambda items: Batchable(  # noqa: E731
-        [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts(items)],
-        [i.distribution for i in items])
-    train_data, valid_data = encode(train_items), encode(valid_items)
+    batchable = lambda items: Batchable(  # noqa: E731
+        encode(tokenizer, prompts(items), chat=chat), [i.distribution for i in items],
+        [i.scale_positions for i in items])
+    train_data, valid_data = batchable(train_items), batchable(valid_items)
     pad_id = tokenizer.pad_token_id
 
+    return_freed_memory()  # freed activations go back to the system (surveytune.memory)
     torch.manual_seed(config.seed)
     model = wrap_for_training(model, config)
     letters = torch.tensor(letter_ids, device=model.device)
@@ -301,8 +316,9 @@ def _train_step(run: _Run, step: int, lengths: Sequence[int],
     run.optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for start in range(0, per_step, config.batch_size):
-        with torch.autocast(model.device.type, dtype=torch.bfloat16,
-                            enabled=config.precision == "bf16-autocast"):
+        bf16 = config.precision == "bf16-autocast"
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16), \
+                frozen_weights_cast(model, torch.bfloat16 if bf16 else None):
             loss = batch_loss(model, run.train_data, idx[start:start + config.batch_size],
                               run.letters, run.pad_id, config.loss) / config.grad_accum
         loss.backward()
@@ -353,10 +369,12 @@ def _finish(run: _Run, stopped_by: str) -> TrainResult:
 def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequence[SurveyItem],
           valid_items: Sequence[SurveyItem], prompts: Any, config: TrainConfig,
           out_dir: str | os.PathLike, *, save_extra: dict[str, Any] | None = None,
-          progress: bool = True) -> tuple[Any, TrainResult]:
+          progress: bool = True, chat: bool = False) -> tuple[Any, TrainResult]:
     """Fine-tune ``model`` on ``train_items``, choosing the checkpoint on ``valid_items``.
 
-    ``prompts(items) -> list[str]`` renders prompts. Returns the trained model (the best
+    ``prompts(items) -> list[str]`` renders prompts; ``chat`` says whether they are chat
+    prompts (they then get no special tokens added, see :func:`surveytune.scoring.encode`).
+    Returns the trained model (the best
     checkpoint's weights loaded) and a :class:`TrainResult`. Writes into ``out_dir``:
     ``adapter/`` (best weights + ``surveytune.json``), ``checkpoint/`` (resume state) and
     ``training.json`` (:class:`~surveytune.records.TrainingRecord`).
@@ -364,7 +382,7 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = _setup(model, tokenizer, letter_ids, train_items, valid_items, prompts, config, out,
-                 save_extra, progress)
+                 save_extra, progress, chat)
     state, total_steps = run.state, run.total_steps
     lengths = [len(t) for t in run.train_data.token_ids]
     order_cache: dict[tuple, list[int]] = {}

@@ -45,7 +45,8 @@ def test_real_items_efficient_equals_naive(default_sim):
         warnings.simplefilter("ignore")
         valid = study_splits(data_dir(), unseen_survey=False)["valid"]
     items = [valid[i] for i in (0, 50, 400, 900, 1200, 1500)]
-    token_ids = encode(default_sim.tokenizer, default_sim.prompts(items))
+    token_ids = encode(default_sim.tokenizer, default_sim.prompts(items),
+                       chat=default_sim.chat)
     k = [i.n_options for i in items]
     pad = default_sim.tokenizer.pad_token_id
     fast = score_token_ids(default_sim.model, token_ids, k, default_sim.letter_ids, pad,

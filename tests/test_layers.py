@@ -4,7 +4,7 @@ functions, goes to the module's own layer or a lower one, and no imports form a 
     data      items, loaders, splits, metrics, baselines, losses, records, paper, runfolder
     prompts   prompts
     backends  models, scoring
-    training  training, adapters
+    training  training, adapters, memory
     simulator simulator
     report    report, report_sections, report_html, charts, tables
     study     study
@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "paper", "runfolder")),
     ("prompts", ("prompts",)),
     ("backends", ("models", "scoring")),
-    ("training", ("training", "adapters")),
+    ("training", ("training", "adapters", "memory")),
     ("simulator", ("simulator",)),
     ("report", ("report", "report_sections", "report_html", "charts", "tables")),
     ("study", ("study",)),

@@ -319,7 +319,7 @@ def test_real_data_loads_without_error():
     root = data_dir()
     if root is None:
         pytest.skip("no shared data directory")
-    expected = {"wvs": 11275, "goqa": 10087, "gss": 2926, "paper-valid": 1586,
+    expected = {"wvs": 11275, "goqa": 10008, "gss": 2926, "paper-valid": 1586,
                 "paper-valid-zh": 1586, "paper-pew": 3982}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

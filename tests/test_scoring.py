@@ -66,7 +66,7 @@ def test_length_batches_cover_everything_once():
 def test_efficient_scoring_matches_naive_full_logits(tiny_model_dir, toy_items, chat):
     loaded = LoadedModel.load(str(tiny_model_dir))
     prompts = [build_prompt(i, loaded.tokenizer, chat=chat) for i in toy_items]
-    ids = encode(loaded.tokenizer, prompts)
+    ids = encode(loaded.tokenizer, prompts, chat=chat)
     k = [i.n_options for i in toy_items]
     pad = loaded.tokenizer.pad_token_id
     fast = score_token_ids(loaded.model, ids, k, loaded.letter_ids, pad, batch_size=5,
@@ -138,7 +138,7 @@ def test_shared_prefix_is_computed_once_with_identical_results(tiny_model_dir, t
     from surveytune.scoring import SharedPrefix
 
     loaded = LoadedModel.load(str(tiny_model_dir))
-    ids = encode(loaded.tokenizer, [build_prompt(i) for i in toy_items])
+    ids = encode(loaded.tokenizer, [build_prompt(i) for i in toy_items], chat=False)
     prefix = SharedPrefix.build(loaded.model, ids)
     assert prefix is not None
     tokens = loaded.tokenizer.convert_ids_to_tokens(prefix.token_ids)
