@@ -147,6 +147,65 @@ def country_mean(train_items: Sequence[SurveyItem],
     return predictions
 
 
+def region_mean(train_items: Sequence[SurveyItem],
+                items: Sequence[SurveyItem]) -> list[np.ndarray]:
+    """Per question, the mean over the training countries of the item's world region.
+
+    The region is the UN M49 sub-region, else the continent (:mod:`surveytune.regions`), of
+    the nearest level that has a training country answering the question; else the mean of
+    all training countries (``country-mean``, including its fallbacks). The item's own
+    population is always left out, so on training rows this is a leave-one-out prediction and
+    on unseen countries it is unchanged. Populations without a region (subgroups, unknown
+    names) get the ``country-mean`` of the other populations.
+    """
+    from .regions import LEVELS, region_of
+
+    by_question: dict[tuple[str, str], dict[str, np.ndarray]] = defaultdict(dict)
+    for item in train_items:
+        by_question[_question_key(item)][item.population] = _dist(item)
+    fallback = country_mean(train_items, items)
+    predictions = []
+    for item, backup in zip(items, fallback):
+        others = {p: d for p, d in by_question.get(_question_key(item), {}).items()
+                  if p != item.population}
+        mean = None
+        home = region_of(item.population) if item.population_kind == "country" else None
+        for level in LEVELS if home is not None and others else ():
+            same = [d for p, d in others.items()
+                    if (r := region_of(p)) is not None and r.at(level) == home.at(level)]
+            if same:
+                mean = np.mean(same, axis=0)
+                break
+        if mean is None and others:
+            mean = np.mean(list(others.values()), axis=0)
+        if mean is None:
+            mean = backup
+        if mean.size != item.n_options:
+            raise ValueError(f"item {item.id!r} has {item.n_options} options but its question "
+                             f"has {mean.size} in the training data")
+        predictions.append(mean / mean.sum())
+    return predictions
+
+
+def population_style(train_items: Sequence[SurveyItem],
+                     items: Sequence[SurveyItem]) -> list[np.ndarray]:
+    """The population's own answer style: its mean distribution over the training questions
+    with the same number of options (the item's own question left out), else uniform.
+
+    Meant for questions the training data lacks; for an unseen population it is uniform.
+    """
+    by_style: dict[tuple[str, int], dict[tuple[str, str], np.ndarray]] = defaultdict(dict)
+    for item in train_items:
+        by_style[(item.population, item.n_options)][_question_key(item)] = _dist(item)
+    predictions = []
+    for item in items:
+        own = by_style.get((item.population, item.n_options), {})
+        dists = [d for key, d in own.items() if key != _question_key(item)]
+        mean = np.mean(dists, axis=0) if dists else _uniform(item.n_options)
+        predictions.append(mean / mean.sum())
+    return predictions
+
+
 def country_mean_loo(items: Sequence[SurveyItem]) -> list[np.ndarray]:
     """Per item, the mean distribution of the OTHER populations of its question in ``items``.
 
