@@ -250,6 +250,14 @@ register(Baseline("uniform", "every option equally likely", COMPETITOR,
 register(Baseline("country-mean",
                   "per question, the mean distribution of the training countries", COMPETITOR,
                   lambda train, options: lambda items: country_mean(train, items)))
+register(Baseline("region-mean",
+                  "per question, the mean of the training countries of the same UN sub-region, "
+                  "else continent, else all (own population left out)", COMPETITOR,
+                  lambda train, options: lambda items: region_mean(train, items)))
+register(Baseline("population-style",
+                  "the population's mean answer over the training questions with the same "
+                  "number of options, else uniform", COMPETITOR,
+                  lambda train, options: lambda items: population_style(train, items)))
 register(Baseline("country-mean-loo", "per question, the mean distribution of the OTHER "
                   "populations of the same split", REFERENCE,
                   lambda train, options: country_mean_loo))

@@ -115,10 +115,12 @@ def test_evaluate_baselines_rows():
 
 
 def test_registry_names_order_and_kinds():
-    assert tuple(BASELINES) == ("uniform", "country-mean", "country-mean-loo", "ceiling")
+    assert tuple(BASELINES) == ("uniform", "country-mean", "region-mean", "population-style",
+                                "country-mean-loo", "ceiling")
     assert method_names() == (*BASELINES, *MODEL_METHODS)
     kinds = {name: b.kind for name, b in BASELINES.items()}
     assert kinds == {"uniform": "competitor", "country-mean": "competitor",
+                     "region-mean": "competitor", "population-style": "competitor",
                      "country-mean-loo": "reference", "ceiling": "reference"}
     assert all(b.description for b in BASELINES.values())
     with pytest.raises(ValueError, match="already registered"):

@@ -1,7 +1,8 @@
 """The package's layering, read from the source: every import, including the lazy ones inside
 functions, goes to the module's own layer or a lower one, and no imports form a cycle.
 
-    data      items, loaders, splits, metrics, baselines, losses, records, paper, runfolder
+    data      items, loaders, splits, metrics, baselines, losses, records, paper, runfolder,
+              regions, ordering, priors
     prompts   prompts
     backends  models, scoring
     training  training, adapters, memory
@@ -23,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "surveytune"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("items", "loaders", "splits", "metrics", "baselines", "losses", "records",
-              "paper", "runfolder")),
+              "paper", "runfolder", "regions", "ordering", "priors")),
     ("prompts", ("prompts",)),
     ("backends", ("models", "scoring")),
     ("training", ("training", "adapters", "memory")),

@@ -206,20 +206,21 @@ def test_a_registered_baseline_reaches_every_table(tmp_path, monkeypatch):
 
     monkeypatch.setattr(baselines, "BASELINES", dict(baselines.BASELINES))
     baselines.register(baselines.Baseline(
-        "region-mean", "per question, the mean of the training countries of the same region",
+        "toy-mean", "per question, the mean of the toy populations",
         "competitor", lambda train, options: baselines.uniform))
     run = make_run(tmp_path, training=False)
     data = json.loads((run / "results.json").read_text())
-    data["results"] += [{**row, "method": "region-mean", "1-jsd": 0.5}
+    data["results"] += [{**row, "method": "toy-mean", "1-jsd": 0.5}
                         for row in data["results"] if row["method"] == "uniform"]
     (run / "results.json").write_text(json.dumps(data))
     md = build_report(run)[0].read_text(encoding="utf-8")
-    assert "`region-mean`: per question, the mean of the training countries" in md
-    assert "| (baseline, no model) | region-mean | this run |" in md
-    assert "beside the baselines `uniform`, `country-mean` and `region-mean`" in md
-    assert "country-mean 0.650, region-mean 0.500." in md  # findings compare with it
+    assert "`toy-mean`: per question, the mean of the toy populations" in md
+    assert "| (baseline, no model) | toy-mean | this run |" in md
+    assert ("beside the baselines `uniform`, `country-mean`, `region-mean`, `population-style` "
+            "and `toy-mean`") in md
+    assert "country-mean 0.650, toy-mean 0.500." in md  # findings compare with it
     header = next(line for line in md.splitlines() if line.startswith("| split | holds"))
-    assert header.endswith("| ceiling | region-mean | zero-shot | fine-tuned |")
+    assert header.endswith("| ceiling | toy-mean | zero-shot | fine-tuned |")
 
 
 def test_records_round_trip_and_refuse_missing_fields(tmp_path):
