@@ -29,10 +29,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .models import LoadedModel, ModelError
+from .priors import Prior
 
 META_FILE = "surveytune.json"
 LORA_WEIGHTS = "adapter_model.safetensors"
 FULL_WEIGHTS = "model.safetensors"
+PRIOR_FILE = "prior.json"
 
 
 # --- folders swapped in whole --------------------------------------------------------------
@@ -143,15 +145,31 @@ class AdapterMeta:
         return cls(raw.get("base_model"), raw.get("chat"), raw.get("template"), raw)
 
 
-def save_adapter(model: Any, tokenizer: Any, path: Path, meta: dict[str, Any]) -> None:
+def save_adapter(model: Any, tokenizer: Any, path: Path, meta: dict[str, Any],
+                 prior: Prior | None = None) -> None:
     """Save trained weights (peft adapter, or the full model) with a JSON of how they came to
-    be, atomically."""
+    be, and the prior the weights were trained with (if any), atomically."""
     tmp = _fresh_tmp(path)
     model.save_pretrained(tmp, safe_serialization=True)
     if not hasattr(model, "peft_config"):
         tokenizer.save_pretrained(tmp)
+    if prior is not None:
+        prior.save(tmp / PRIOR_FILE)
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
     swap_dir(tmp, path)
+
+
+def load_prior(adapter: str | os.PathLike, meta: AdapterMeta) -> Prior | None:
+    """The prior an adapter was trained with (None for the paper's method); an adapter that
+    records a prior but lacks its file is refused."""
+    name = (meta.raw.get("train_config") or {}).get("prior", "none")
+    if name == "none":
+        return None
+    path = Path(adapter) / PRIOR_FILE
+    if not path.exists():
+        raise ModelError(f"adapter {adapter} was trained with the prior {name!r} but has no "
+                         f"{PRIOR_FILE}")
+    return Prior.load(path)
 
 
 def load_adapter_weights(model: Any, path: Path) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 from .baselines import FINE_TUNED, MODEL_METHODS, ZERO_SHOT
 from .metrics import item_metrics
 from .records import RunResults, TrainingRecord, read_method_predictions
-from .report_sections import DIVERSITY_SOURCES, diversity
+from .report_sections import diversity, diversity_sources
 from .splits import split_sort_key
 
 SAMPLE_ITEM_SPLITS = ("test_2", "test_5")
@@ -28,6 +28,11 @@ N_SAMPLE_ITEMS = 6
 
 _COLOURS = {"human": "#333333", ZERO_SHOT: "#e07b39", FINE_TUNED: "#3b75af",
             "uniform": "#9aa3ad"}
+
+
+def _colour(name: str, index: int) -> str:
+    """The fixed colour of a method, else one of matplotlib's default cycle."""
+    return _COLOURS.get(name, f"C{index % 10}")
 
 
 def load_predictions(run_dir: str | os.PathLike, method: str) -> pd.DataFrame:
@@ -227,7 +232,7 @@ def chart_diversity(run: RunResults) -> str | None:
     if not data:
         return None
     splits = sorted(data, key=split_sort_key)
-    sources = [s for s in DIVERSITY_SOURCES if any(s in data[sp] for sp in splits)]
+    sources = [s for s in diversity_sources() if any(s in data[sp] for sp in splits)]
     figure = _figure(max(7.0, 0.9 * len(splits) + 3), 6.4)
     axes = figure.subplots(2, 1)
     measures = (("between_population_1-jsd", "between-population 1-jsd\n(higher = more alike)"),
@@ -238,7 +243,7 @@ def chart_diversity(run: RunResults) -> str | None:
             values = [data[sp].get(source, {}).get(key) for sp in splits]
             xs = [i + (j - (len(sources) - 1) / 2) * width for i in range(len(splits))]
             ax.bar(xs, [math.nan if v is None else v for v in values], width, label=source,
-                   color=_COLOURS[source])
+                   color=_colour(source, j))
         ax.set_xticks(range(len(splits)))
         ax.set_xticklabels(splits, fontsize=8)
         ax.set_ylabel(label, fontsize=8)

@@ -111,6 +111,31 @@ class DiversityRow:
                    raw.get("mean_normalised_entropy"))
 
 
+@dataclass
+class OrderRow:
+    """Option-order consistency of one method on one split (:mod:`surveytune.ordering`)."""
+
+    split: str
+    method: str
+    n: int
+    top_option_agreement: float
+    similarity: float  # mean 1-jsd between the predictions for the two option orders
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "method": self.method, "n": self.n,
+                "top_option_agreement": self.top_option_agreement, "1-jsd": self.similarity}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> OrderRow:
+        return cls(raw["split"], raw["method"], raw["n"], raw["top_option_agreement"],
+                   raw["1-jsd"])
+
+
+ORDER_PROBE = "order-probe"
+"""Prediction files of the option-order probe: ``{ORDER_PROBE}.jsonl`` (options as given) and
+``{ORDER_PROBE}-reversed.jsonl`` (options reversed, predictions mapped back)."""
+
+
 # --- results.json, baselines.json, run.json ------------------------------------------------
 
 @dataclass
@@ -125,10 +150,13 @@ class RunResults:
     eval_items_per_split: int | None = None
     question_fraction: float | None = None
     evaluated: dict[str, int] = field(default_factory=dict)
+    order_consistency: list[OrderRow] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [r.to_dict() for r in self.results],
-                "diversity": [d.to_dict() for d in self.diversity], "budget": self.budget,
+                "diversity": [d.to_dict() for d in self.diversity],
+                "order_consistency": [o.to_dict() for o in self.order_consistency],
+                "budget": self.budget,
                 "model": self.model, "note": self.note,
                 "eval_items_per_split": self.eval_items_per_split,
                 "question_fraction": self.question_fraction, "evaluated": self.evaluated}
@@ -141,6 +169,10 @@ class RunResults:
         return cls(results=_rows(raw["results"], path),
                    diversity=[DiversityRow.from_dict(_object(d, path, ("split", "method")))
                               for d in raw.get("diversity") or []],
+                   order_consistency=[
+                       OrderRow.from_dict(_object(o, path, ("split", "method", "n",
+                                                            "top_option_agreement", "1-jsd")))
+                       for o in raw.get("order_consistency") or []],
                    budget=raw.get("budget") or {}, model=raw.get("model"),
                    note=raw.get("note") or "",
                    eval_items_per_split=raw.get("eval_items_per_split"),

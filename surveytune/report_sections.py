@@ -26,7 +26,16 @@ from .paper import PAPER_TABLE4, PAPER_TABLE4_COLUMNS, PAPER_TABLE6, PAPER_TABLE
 from .records import RunResults
 from .splits import UNSEEN_SURVEY, split_description, split_sort_key
 
-DIVERSITY_SOURCES = ("human", *MODEL_METHODS)
+
+def diversity_sources() -> tuple[str, ...]:
+    """Whose diversity is shown: the humans, the competing baselines, the models."""
+    return ("human", *competitor_names(), *MODEL_METHODS)
+
+ORDER_SENTENCE = ("Each valid item of a seeded sample is scored twice: with its options as "
+                  "given and in reverse order (so every option gets another letter); the "
+                  "second prediction is mapped back to the original order. \"top option "
+                  "unchanged\" is the share of items whose most likely option is the same "
+                  "both times; 1-jsd between orders is 1 when the order does not matter.")
 DIVERSITY_SENTENCE = ("Between-population 1-jsd: per question, the mean pairwise 1-jsd between "
                       "populations' distributions (higher = populations more alike). A model "
                       "whose value is above the humans' treats countries as more alike than "
@@ -204,15 +213,32 @@ def diversity_table(run: RunResults) -> Tab | None:
     data = diversity(run)
     if not data:
         return None
-    sources = [s for s in DIVERSITY_SOURCES if any(s in v for v in data.values())]
-    headers = ["split", *[f"between-population 1-jsd: {s}" for s in sources],
-               *[f"mean normalised entropy: {s}" for s in sources]]
-    tab = Tab(headers, [False] + [True] * (2 * len(sources)))
+    sources = [s for s in diversity_sources() if any(s in v for v in data.values())]
+    tab = Tab(["split", "source", "between-population 1-jsd", "gap to humans",
+               "mean normalised entropy"], [False, False, True, True, True])
     for split in sorted(data, key=split_sort_key):
         row = data[split]
-        tab.add([split,
-                 *[fmt(row.get(s, {}).get("between_population_1-jsd")) for s in sources],
-                 *[fmt(row.get(s, {}).get("mean_normalised_entropy")) for s in sources]])
+        human = row.get("human", {}).get("between_population_1-jsd")
+        for source in sources:
+            if source not in row:
+                continue
+            value = row[source].get("between_population_1-jsd")
+            gap = (value - human) if source != "human" and None not in (value, human) else None
+            tab.add([split, source, fmt(value), "" if gap is None else f"{gap:+.3f}",
+                     fmt(row[source].get("mean_normalised_entropy"))],
+                    "" if source == "human" else _row_kind(source))
+    return tab
+
+
+def order_table(run: RunResults) -> Tab | None:
+    """Option-order consistency of the models (the reversal probe)."""
+    if not run.order_consistency:
+        return None
+    tab = Tab(["split", "method", "n", "top option unchanged", "1-jsd between orders"],
+              [False, False, True, True, True])
+    for row in run.order_consistency:
+        tab.add([row.split, row.method, row.n, f"{row.top_option_agreement:.0%}",
+                 fmt(row.similarity)], _row_kind(row.method))
     return tab
 
 
@@ -323,6 +349,10 @@ def sections(run: RunResults) -> list[Section]:
     result.append(("Diversity: humans vs the model", [
         ("p", DIVERSITY_SENTENCE), ("table", div)] if div is not None else
         [("skip", "No diversity measures in results.json.")]))
+    order = order_table(run)
+    result.append(("Option order: does the answer follow the options or their letters?", [
+        ("p", ORDER_SENTENCE), ("table", order)] if order is not None else
+        [("skip", "No option-order probe in this run.")]))
     pew = pew_table(run)
     result.append(("Unseen survey (Pew) vs the paper's Table 6", [
         ("table", pew), ("note", PEW_CAVEAT)] if pew is not None else

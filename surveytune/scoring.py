@@ -138,10 +138,12 @@ class SharedPrefix:
         return cls(list(first[:size]), cache, reusable=not torch.is_grad_enabled())
 
 
-def letter_log_probs(logits: torch.Tensor, letter_ids: torch.Tensor,
-                     n_options: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def letter_log_probs(logits: torch.Tensor, letter_ids: torch.Tensor, n_options: Sequence[int],
+                     log_prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-softmax over each row's first ``n_options[row]`` letters, and the letters' mass.
 
+    With ``log_prior`` (batch, max K), it is added to the letter logits before the softmax
+    (prior-anchored prediction, :mod:`surveytune.priors`); the mass stays the model's own.
     Returns ``(log_probs, mass)``: log_probs is (batch, max K) with ``-inf`` beyond a row's K.
     """
     width = max(n_options)
@@ -149,9 +151,19 @@ def letter_log_probs(logits: torch.Tensor, letter_ids: torch.Tensor,
     valid = (torch.arange(width, device=logits.device)[None, :]
              < torch.tensor(n_options, device=logits.device)[:, None])
     columns = columns.masked_fill(~valid, float("-inf"))
-    log_probs = columns.log_softmax(dim=-1)
     mass = (columns.logsumexp(dim=-1) - logits.logsumexp(dim=-1)).exp()
-    return log_probs, mass
+    if log_prior is not None:
+        columns = columns + log_prior.to(columns.device, columns.dtype)
+    return columns.log_softmax(dim=-1), mass
+
+
+def padded_log_priors(log_priors: Sequence[Sequence[float]], width: int) -> torch.Tensor:
+    """Log priors of different lengths as a (batch, width) float32 tensor, zero-padded (the
+    padded columns are masked to ``-inf`` by :func:`letter_log_probs` anyway)."""
+    out = torch.zeros((len(log_priors), width), dtype=torch.float32)
+    for row, values in enumerate(log_priors):
+        out[row, : len(values)] = torch.as_tensor(np.asarray(values), dtype=torch.float32)
+    return out
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -164,13 +176,17 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 def score_token_ids(model: Any, token_ids: Sequence[Sequence[int]], n_options: Sequence[int],
                     letter_ids: Sequence[int], pad_id: int, *, batch_size: int = 8,
                     progress: bool = True, desc: str = "scoring",
-                    share_prefix: bool = True) -> list[Prediction]:
+                    share_prefix: bool = True,
+                    log_priors: Sequence[Sequence[float]] | None = None) -> list[Prediction]:
     """Predictions for pre-tokenised prompts, in input order.
 
     ``share_prefix`` computes the tokens all prompts start with once (same numbers, less work).
+    ``log_priors`` (one vector per prompt) anchors each prediction on a prior.
     """
     if len(token_ids) != len(n_options):
         raise ValueError("one option count per prompt is needed")
+    if log_priors is not None and len(log_priors) != len(token_ids):
+        raise ValueError("one log prior per prompt is needed")
     if not token_ids:
         return []
     letters = torch.tensor(letter_ids, device=model.device)
@@ -182,7 +198,10 @@ def score_token_ids(model: Any, token_ids: Sequence[Sequence[int]], n_options: S
               leave=False) as bar:
         for idx in length_batches([len(t) for t in token_ids], batch_size):
             logits = last_position_logits(model, [token_ids[i] for i in idx], pad_id, prefix)
-            log_probs, mass = letter_log_probs(logits, letters, [n_options[i] for i in idx])
+            widths = [n_options[i] for i in idx]
+            prior = None if log_priors is None else padded_log_priors(
+                [log_priors[i] for i in idx], max(widths))
+            log_probs, mass = letter_log_probs(logits, letters, widths, prior)
             probs = log_probs.exp().cpu().numpy().astype(np.float64)
             for row, i in enumerate(idx):
                 dist = probs[row, :n_options[i]]

@@ -10,10 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from .adapters import load_adapter
+from .adapters import AdapterMeta, load_adapter, load_prior
 from .items import SurveyItem, make_item
 from .metrics import metrics_table, result_rows
 from .models import DEFAULT_MODEL, LoadedModel, ModelError
+from .ordering import order_averaged, reversed_item
+from .priors import Prior
 from .prompts import PromptTemplate, build_prompt
 from .records import PredictionRecord, write_predictions
 from .scoring import Prediction, encode, score_token_ids
@@ -45,7 +47,8 @@ class Simulator:
 
     def __init__(self, loaded: LoadedModel, *, chat: bool | None = None,
                  template: PromptTemplate | None = None, batch_size: int = 8,
-                 adapter: str | None = None) -> None:
+                 adapter: str | None = None, prior: Prior | None = None,
+                 order_average: bool = False) -> None:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.letter_ids = loaded.letter_ids
@@ -59,15 +62,21 @@ class Simulator:
         self.template = template
         self.batch_size = batch_size
         self.adapter = adapter
+        # Prior-anchored prediction: set by fit, or read from the adapter (surveytune.priors).
+        self.prior = prior
+        # Average each prediction with the one for the reversed option order (2x the work).
+        self.order_average = order_average
 
     @classmethod
     def load(cls, model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
              dtype: str = "float32", chat: bool | None = None,
              template: PromptTemplate | None = None, batch_size: int = 8,
-             trust_remote_code: bool = False) -> Simulator:
+             trust_remote_code: bool = False, order_average: bool = False) -> Simulator:
         """Load a model by name or path, optionally with trained weights from ``adapter``
         (a folder written by :meth:`fit`; refused with :class:`ModelError` when it was
-        trained on another base model or does not fit this one)."""
+        trained on another base model or does not fit this one). ``order_average`` averages
+        every prediction with the one for the reversed option order (twice the work)."""
+        prior = None
         if adapter is not None:
             loaded, meta = load_adapter(model, adapter, dtype=dtype,
                                         trust_remote_code=trust_remote_code)
@@ -75,10 +84,12 @@ class Simulator:
                 chat = meta.chat
             if template is None and meta.template:
                 template = PromptTemplate(**meta.template)
+            prior = load_prior(adapter, meta)
         else:
             loaded = LoadedModel.load(model, dtype=dtype, trust_remote_code=trust_remote_code)
         return cls(loaded, chat=chat, template=template, batch_size=batch_size,
-                   adapter=None if adapter is None else str(adapter))
+                   adapter=None if adapter is None else str(adapter), prior=prior,
+                   order_average=order_average)
 
     # -- prediction -------------------------------------------------------------------------
     def prompts(self, items: Sequence[SurveyItem]) -> list[str]:
@@ -88,10 +99,43 @@ class Simulator:
     def predict(self, items: Sequence[SurveyItem], *, progress: bool = True,
                 desc: str = "scoring") -> list[Prediction]:
         """One :class:`Prediction` (distribution over the options, letter mass) per item."""
+        log_priors = self._log_priors(items)
+        predictions = self._score(items, log_priors, progress, desc)
+        if not self.order_average:
+            return predictions
+        back = self._score_reversed(items, log_priors, progress, f"{desc} (reversed)")
+        averaged = order_averaged([p.distribution for p in predictions],
+                                  [p.distribution for p in back])
+        return [Prediction(dist, p.letter_mass) for dist, p in zip(averaged, predictions)]
+
+    def predict_reversed(self, items: Sequence[SurveyItem], *, progress: bool = True,
+                         desc: str = "scoring reversed") -> list[Prediction]:
+        """Predictions for the items with their options reversed, mapped back to the items'
+        own option order (the option-order probe of :mod:`surveytune.ordering`). With order
+        averaging these are :meth:`predict`'s predictions: averaged over both orders, they
+        cannot depend on which order is given."""
+        if self.order_average:
+            return self.predict(items, progress=progress, desc=desc)
+        return self._score_reversed(items, self._log_priors(items), progress, desc)
+
+    def _log_priors(self, items: Sequence[SurveyItem]) -> list | None:
+        return None if self.prior is None else self.prior.log_priors(items)
+
+    def _score_reversed(self, items: Sequence[SurveyItem], log_priors: list | None,
+                        progress: bool, desc: str) -> list[Prediction]:
+        """Scores of the reversed twins (priors reversed with their options), mapped back."""
+        twins = [reversed_item(i) for i in items]
+        twin_priors = None if log_priors is None else [p[::-1] for p in log_priors]
+        return [Prediction(p.distribution[::-1], p.letter_mass)
+                for p in self._score(twins, twin_priors, progress, desc)]
+
+    def _score(self, items: Sequence[SurveyItem], log_priors: list | None, progress: bool,
+               desc: str) -> list[Prediction]:
         token_ids = encode(self.tokenizer, self.prompts(items), chat=self.chat)
         return score_token_ids(self.model, token_ids, [i.n_options for i in items],
                                self.letter_ids, self.tokenizer.pad_token_id,
-                               batch_size=self.batch_size, progress=progress, desc=desc)
+                               batch_size=self.batch_size, progress=progress, desc=desc,
+                               log_priors=log_priors)
 
     def predict_question(self, question: str, options: Sequence[str],
                          populations: Sequence[str], *, population_kind: str = "country"
@@ -141,4 +185,5 @@ class Simulator:
                                    valid_items, self.prompts, config, out_dir,
                                    save_extra=extra, progress=progress, chat=self.chat)
         self.adapter = str(Path(out_dir) / "adapter")
+        self.prior = load_prior(self.adapter, AdapterMeta.read(Path(self.adapter)))
         return result

@@ -230,3 +230,16 @@ def sample_questions(splits: Mapping[str, Sequence[SurveyItem]], fraction: float
         count = min(len(group), max(minimum, round(fraction * len(group))))
         kept.update(rng.sample(group, count))
     return frozenset(kept)
+
+
+def carve_populations(items: Sequence[SurveyItem], count: int, seed: int = 0
+                      ) -> tuple[list[SurveyItem], list[SurveyItem]]:
+    """Split training items into (kept, held-out) by a seeded sample of ``count`` whole
+    populations: validation data for unseen-population ability that uses no test row."""
+    populations = sorted({i.population for i in items})
+    if not 0 < count < len(populations):
+        raise ValueError(f"cannot hold out {count} of the {len(populations)} training "
+                         "populations: leave at least one to train on")
+    held = set(random.Random(seed).sample(populations, count))
+    return ([i for i in items if i.population not in held],
+            [i for i in items if i.population in held])

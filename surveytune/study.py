@@ -22,16 +22,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .baselines import MODEL_METHODS, evaluate_baselines, method_sort_key
+from .baselines import (
+    MODEL_METHODS,
+    baseline_predictors,
+    competitor_names,
+    evaluate_baselines,
+    method_sort_key,
+)
 from .items import DataError, SurveyItem
 from .loaders import find_data_file, load_goqa, load_wvs_unified
 from .metrics import between_population_similarity, mean_entropy, result_rows
 from .models import DEFAULT_MODEL
+from .ordering import order_consistency
 from .records import (
     BASELINES_FILE,
+    ORDER_PROBE,
     RUN_FILE,
     BaselineResults,
     DiversityRow,
+    OrderRow,
     ResultRow,
     RunInfo,
     RunResults,
@@ -101,7 +110,9 @@ class Budget:
     the same questions in training and every test split; valid stays whole): a smaller study
     with the same design.
     ``eval_items`` then samples whole questions per split (None: every item kept);
-    ``goqa_items`` does the same for the unseen survey.
+    ``goqa_items`` does the same for the unseen survey. ``order_probe_items`` valid items
+    (a seeded question sample; 0: none) are scored again with their options reversed, to
+    measure how much each model's answer depends on option order.
     """
 
     name: str
@@ -111,6 +122,7 @@ class Budget:
     goqa_items: int | None
     splits: tuple[str, ...] = EVAL_SPLITS
     question_fraction: float | None = None
+    order_probe_items: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,6 +195,10 @@ class Study:
         adapter = self._train(splits)
         self.log("[5/6] fine-tuned scoring")
         self._score("fine-tuned", evaluated, adapter=adapter)
+        if self.budget.order_probe_items:
+            self.log(f"      option-order probe on {self.budget.order_probe_items} valid items")
+            for method, weights in (("zero-shot", None), ("fine-tuned", adapter)):
+                self._order_probe(method, weights)
         self.log("[6/6] results and report")
         results = self._results(baselines, evaluated).to_dict()
         build_report(self.out)
@@ -238,6 +254,37 @@ class Study:
             predictions = sim.predict(items, desc=f"{method} {name}")
             write_predictions(prediction_records(name, items, predictions), path)
 
+    def _order_probe_items(self) -> list[SurveyItem]:
+        valid = self._splits["valid"]
+        index = sample_by_question(valid, self.budget.order_probe_items, seed=len(EVAL_SPLITS))
+        return [valid[i] for i in index]
+
+    def _order_probe(self, method: str, adapter: Path | None) -> None:
+        """Valid items scored as given and with reversed options (mapped back)."""
+        paths = [predictions_path(self.out, method, f"{ORDER_PROBE}{suffix}")
+                 for suffix in ("", "-reversed")]
+        if all(path.exists() for path in paths):
+            return
+        items = self._order_probe_items()
+        sim = self._simulator_for(adapter)
+        as_given = sim.predict(items, desc=f"{method} order probe")
+        reversed_back = sim.predict_reversed(items, desc=f"{method} order probe, reversed")
+        for path, predictions in zip(paths, (as_given, reversed_back)):
+            write_predictions(prediction_records("valid", items, predictions), path)
+
+    def _order_rows(self) -> list[OrderRow]:
+        rows = []
+        for method in MODEL_METHODS:
+            paths = [predictions_path(self.out, method, f"{ORDER_PROBE}{suffix}")
+                     for suffix in ("", "-reversed")]
+            if not all(path.exists() for path in paths):
+                continue
+            given, back = ([r.predicted for r in read_predictions(p)] for p in paths)
+            result = order_consistency(given, back)
+            rows.append(OrderRow("valid", method, len(given), result["top_option_agreement"],
+                                 result["1-jsd"]))
+        return rows
+
     def _train(self, splits) -> Path:
         train_dir = self.out / "train"
         adapter = train_dir / "adapter"
@@ -251,23 +298,26 @@ class Study:
     def _results(self, baselines: list[ResultRow], evaluated) -> RunResults:
         rows = list(baselines)
         diversity = []
+        predictors = baseline_predictors(self._splits["train"])
         for name in self.budget.splits:
-            human_done = False
+            items = [self._splits[name][i] for i in evaluated[name]]
+            diversity.append(_diversity_row(name, "human", items, None))
+            for baseline in competitor_names():
+                diversity.append(_diversity_row(name, baseline, items,
+                                                predictors[baseline](items)))
             for method in MODEL_METHODS:
                 records = read_predictions(predictions_path(self.out, method, name))
-                items = [r.to_item() for r in records]
+                scored = [r.to_item() for r in records]
                 predicted = [r.predicted for r in records]
-                rows.append(ResultRow.from_dict(result_rows(method, name, items, predicted)))
-                if not human_done:
-                    diversity.append(_diversity_row(name, "human", items, None))
-                    human_done = True
-                diversity.append(_diversity_row(name, method, items, predicted))
+                rows.append(ResultRow.from_dict(result_rows(method, name, scored, predicted)))
+                diversity.append(_diversity_row(name, method, scored, predicted))
         rows.sort(key=lambda r: (self.budget.splits.index(r.split), method_sort_key(r.method)))
         results = RunResults(
             results=rows, diversity=diversity, budget=asdict(self.budget), model=self.model,
             note=HAVE_TEST_ROWS, eval_items_per_split=self.budget.eval_items,
             question_fraction=self.budget.question_fraction,
-            evaluated={name: len(index) for name, index in evaluated.items()})
+            evaluated={name: len(index) for name, index in evaluated.items()},
+            order_consistency=self._order_rows())
         results.write(self.out)
         return results
 

@@ -24,18 +24,19 @@ def results_frame(rows: Sequence[dict[str, Any]], metric: str = "1-jsd") -> pd.D
 
 def results_table(rows: Sequence[dict[str, Any]], metric: str = "1-jsd",
                   console: Console | None = None) -> None:
-    """Print one metric for every (split, method), references first."""
+    """Print one metric for every (method, split): methods as rows (baselines first), splits
+    as columns, the item counts on the first row."""
     console = console or Console()
     frame = results_frame(rows, metric)
     better = "higher" if metric in ("1-jsd", "acc") else "lower"
     table = Table(title=f"{metric} ({better} is better)", caption=METRIC_DESCRIPTIONS[metric])
-    table.add_column("split")
-    table.add_column("n", justify="right")
+    table.add_column("method", no_wrap=True)
+    for split in frame.index:
+        table.add_column(str(split), justify="right")
+    table.add_row("n (items)", *[str(int(n)) for n in frame["n"]], end_section=True)
     for method in frame.columns[1:]:
-        table.add_column(method, justify="right")
-    for split, row in frame.iterrows():
-        table.add_row(str(split), str(int(row["n"])),
-                      *[("" if pd.isna(v) else f"{v:.3f}") for v in row.iloc[1:]])
+        table.add_row(str(method), *[("" if pd.isna(v) else f"{v:.3f}")
+                                     for v in frame[method]])
     console.print(table)
 
 

@@ -38,10 +38,20 @@ from .items import SurveyItem
 from .losses import LOSSES, padded_targets, scale_mask
 from .memory import frozen_weights_cast, lean_lora_dropout, return_freed_memory
 from .metrics import METRIC_NAMES, metrics_table, summarize
+from .priors import PRIOR_NAMES, Prior, make_prior
 from .records import TrainingRecord
-from .scoring import SharedPrefix, encode, last_position_logits, letter_log_probs, score_token_ids
+from .scoring import (
+    SharedPrefix,
+    encode,
+    last_position_logits,
+    letter_log_probs,
+    padded_log_priors,
+    score_token_ids,
+)
+from .splits import carve_populations
 
 SCHEDULES = ("cosine", "linear", "constant")
+SELECT_ON = ("valid", "heldout", "mean")
 PRECISIONS = ("float32", "bf16-autocast")
 
 
@@ -72,6 +82,13 @@ class TrainConfig:
     # "bf16-autocast" runs training forward/backward in bfloat16 with float32 master weights
     # (~1.4x faster on CPUs with AVX512-BF16); validation and scoring stay float32.
     precision: str = "float32"
+    # Prior-anchored prediction (surveytune.priors): the letter logits are added to the log of
+    # a baseline computed from the training data; "none" is the paper's method.
+    prior: str = "none"
+    # Whole training populations held out (seeded) to validate unseen-population ability, and
+    # which validation loss chooses the checkpoint: "valid", "heldout" or "mean" of the two.
+    heldout_populations: int = 0
+    select_on: str = "valid"
 
     def __post_init__(self) -> None:
         self.target_modules = tuple(self.target_modules)
@@ -83,6 +100,12 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.prior not in PRIOR_NAMES:
+            raise ValueError(f"prior must be one of {', '.join(PRIOR_NAMES)}, got {self.prior!r}")
+        if self.select_on not in SELECT_ON:
+            raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}")
+        if self.select_on != "valid" and self.heldout_populations < 1:
+            raise ValueError(f"select_on={self.select_on!r} needs heldout_populations >= 1")
         for name in ("batch_size", "grad_accum", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -116,6 +139,7 @@ class Batchable:
             return None
         return scale_mask([self.scale_positions[i] for i in idx],
                           [self.n_options[i] for i in idx], width)
+    log_priors: list[np.ndarray] | None = None
 
     @property
     def n_options(self) -> list[int]:
@@ -194,17 +218,21 @@ def batch_loss(model: Any, batch: Batchable, idx: Sequence[int], letter_ids: tor
     prefix = SharedPrefix.build(model, token_ids) if share_prefix else None
     logits = last_position_logits(model, token_ids, pad_id, prefix)
     n_options = [batch.n_options[i] for i in idx]
-    log_probs, _ = letter_log_probs(logits, letter_ids, n_options)
+    prior = None if batch.log_priors is None else padded_log_priors(
+        [batch.log_priors[i] for i in idx], max(n_options))
+    log_probs, _ = letter_log_probs(logits, letter_ids, n_options, prior)
     targets = padded_targets([batch.distributions[i] for i in idx], max(n_options))
     return LOSSES[loss_name](targets.to(log_probs.device), log_probs,
                              batch.scale(idx, max(n_options)))
 
 
 def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_ids: list[int],
-             pad_id: int, config: TrainConfig) -> dict[str, float]:
-    """Validation loss (the training loss on valid) and the metrics of the data layer."""
+             pad_id: int, config: TrainConfig, name: str = "valid") -> dict[str, float]:
+    """Validation loss (the training loss on these items) and the metrics of the data layer,
+    as ``{name}_loss`` and ``{name}_{metric}``."""
     predictions = score_token_ids(model, valid.token_ids, valid.n_options, letter_ids, pad_id,
-                                  batch_size=config.batch_size, desc="validating")
+                                  batch_size=config.batch_size, desc=f"validating ({name})",
+                                  log_priors=valid.log_priors)
     dists = [p.distribution for p in predictions]
     width = max(valid.n_options)
     log_pred = torch.full((len(dists), width), float("-inf"))
@@ -213,7 +241,7 @@ def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_i
     loss = float(LOSSES[config.loss](padded_targets(valid.distributions, width), log_pred,
                                      valid.scale(range(len(dists)), width)))
     summary = summarize(metrics_table(items, dists)).iloc[0]
-    return {"valid_loss": loss, **{f"valid_{m}": float(summary[m]) for m in METRIC_NAMES}}
+    return {f"{name}_loss": loss, **{f"{name}_{m}": float(summary[m]) for m in METRIC_NAMES}}
 
 
 @dataclass
@@ -228,8 +256,8 @@ class _Run:
     letters: torch.Tensor
     pad_id: int
     train_data: Batchable
-    valid_data: Batchable
-    valid_items: Sequence[SurveyItem]
+    valid_sets: dict[str, tuple[Batchable, Sequence[SurveyItem]]]  # "valid", "heldout"
+    prior: Prior | None
     fingerprint: dict[str, str]
     params: list[torch.nn.Parameter]
     optimizer: torch.optim.Optimizer
@@ -249,15 +277,22 @@ def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
         raise ValueError("no training items")
     if not valid_items:
         raise ValueError("no validation items: the checkpoint is chosen on valid")
-    if config.eval_items and config.eval_items < len(valid_items):
-        pick = np.random.default_rng(config.seed).choice(len(valid_items), config.eval_items,
-                                                         replace=False)
-        valid_items = [valid_items[i] for i in sorted(pick)]
     fingerprint = {"train": data_fingerprint(train_items), "valid": data_fingerprint(valid_items)}
+    heldout_items: list[SurveyItem] = []
+    if config.heldout_populations:
+        train_items, heldout_items = carve_populations(train_items, config.heldout_populations,
+                                                       seed=config.seed)
+    prior = make_prior(config.prior, train_items)
     batchable = lambda items: Batchable(  # noqa: E731
         encode(tokenizer, prompts(items), chat=chat), [i.distribution for i in items],
-        [i.scale_positions for i in items])
-    train_data, valid_data = batchable(train_items), batchable(valid_items)
+        [i.scale_positions for i in items],
+        None if prior is None else prior.log_priors(items))
+    train_data = batchable(train_items)
+    valid_sets = {}
+    for name, items in (("valid", valid_items), ("heldout", heldout_items)):
+        if items:
+            items = _subsample(items, config.eval_items, config.seed)
+            valid_sets[name] = (batchable(items), items)
     pad_id = tokenizer.pad_token_id
 
     return_freed_memory()  # freed activations go back to the system (surveytune.memory)
@@ -283,10 +318,18 @@ def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
                              "best_step": None, "history": [], "config": config_record,
                              "fingerprint": fingerprint, "total_steps": total_steps}
     run = _Run(model, tokenizer, config, out, letter_ids, letters, pad_id, train_data,
-               valid_data, valid_items, fingerprint, params, optimizer, scheduler, total_steps,
+               valid_sets, prior, fingerprint, params, optimizer, scheduler, total_steps,
                state, save_extra or {}, progress)
     _resume(run)
     return run
+
+
+def _subsample(items: Sequence[SurveyItem], size: int | None, seed: int) -> list[SurveyItem]:
+    """A seeded subsample of ``size`` items (all when None or larger), in input order."""
+    if not size or size >= len(items):
+        return list(items)
+    pick = np.random.default_rng(seed).choice(len(items), size, replace=False)
+    return [items[i] for i in sorted(pick)]
 
 
 def _resume(run: _Run) -> None:
@@ -333,17 +376,24 @@ def _train_step(run: _Run, step: int, lengths: Sequence[int],
 def _validate_and_keep(run: _Run, step: int) -> None:
     """Validate; when the loss is the best so far, save the weights as the adapter."""
     state = run.state
-    record = {"step": step, **validate(run.model, run.valid_data, run.valid_items,
-                                       run.letter_ids, run.pad_id, run.config)}
+    record: dict[str, Any] = {"step": step}
+    for name, (data, items) in run.valid_sets.items():
+        record.update(validate(run.model, data, items, run.letter_ids, run.pad_id, run.config,
+                               name))
+    select_on = run.config.select_on
+    record["selection_loss"] = (
+        (record["valid_loss"] + record["heldout_loss"]) / 2 if select_on == "mean"
+        else record[f"{select_on}_loss"])
     state["history"].append(record)
-    if state["best_valid_loss"] is None or record["valid_loss"] < state["best_valid_loss"]:
-        state["best_valid_loss"], state["best_step"] = record["valid_loss"], step
+    if state["best_valid_loss"] is None or record["selection_loss"] < state["best_valid_loss"]:
+        state["best_valid_loss"], state["best_step"] = record["selection_loss"], step
         save_adapter(run.model, run.tokenizer, run.out / "adapter", {
             **run.save_extra, "train_config": asdict(run.config), "step": step,
-            "valid": record, "fingerprint": run.fingerprint})
+            "valid": record, "fingerprint": run.fingerprint}, prior=run.prior)
     if run.progress:
-        tqdm.write(f"step {step}: valid_loss {record['valid_loss']:.4f} "
-                   f"1-jsd {record['valid_1-jsd']:.4f} (best step {state['best_step']})")
+        scores = ", ".join(f"{name} loss {record[name + '_loss']:.4f} 1-jsd "
+                           f"{record[name + '_1-jsd']:.4f}" for name in run.valid_sets)
+        tqdm.write(f"step {step}: {scores} (best step {state['best_step']})")
 
 
 def _checkpoint(run: _Run, started: float) -> None:

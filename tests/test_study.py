@@ -47,7 +47,7 @@ TINY = Budget("tiny", "test budget",
               TrainConfig(max_steps=4, batch_size=4, eval_every=2, learning_rate=5e-3,
                           target_modules=("all-linear",), checkpoint_every=2),
               eval_items=None, goqa_items=None,
-              splits=("valid", "test_1", "test_2", "test_5", "goqa"))
+              splits=("valid", "test_1", "test_2", "test_5", "goqa"), order_probe_items=4)
 
 
 def test_reproduce_writes_results_and_resumes(tmp_path, tiny_model_dir):
@@ -57,8 +57,8 @@ def test_reproduce_writes_results_and_resumes(tmp_path, tiny_model_dir):
     results = Study(out, data, budget=TINY, model=str(tiny_model_dir),
                     log=messages.append).run()
     methods = {r["method"] for r in results["results"]}
-    assert methods == {"uniform", "country-mean", "country-mean-loo", "ceiling", "zero-shot",
-                       "fine-tuned"}
+    assert methods == {"uniform", "country-mean", "region-mean", "population-style",
+                       "country-mean-loo", "ceiling", "zero-shot", "fine-tuned"}
     assert {r["split"] for r in results["results"]} == set(TINY.splits)
     goqa = [r for r in results["results"] if r["split"] == "goqa" and r["method"] == "zero-shot"]
     assert goqa[0]["n"] == 6  # the WVS row of GOQA is removed
@@ -70,6 +70,12 @@ def test_reproduce_writes_results_and_resumes(tmp_path, tiny_model_dir):
     assert "Paper Table 4 layout" in markdown and "| fine-tuned | this run |" in markdown
     diversity = {(d["split"], d["method"]) for d in results["diversity"]}
     assert ("valid", "human") in diversity and ("valid", "fine-tuned") in diversity
+    assert ("test_2", "region-mean") in diversity and ("test_2", "uniform") in diversity
+    order = {o["method"]: o for o in results["order_consistency"]}
+    assert set(order) == {"zero-shot", "fine-tuned"} and order["zero-shot"]["n"] == 4
+    assert 0 <= order["fine-tuned"]["top_option_agreement"] <= 1
+    assert "Option order" in markdown and "top option unchanged" in markdown
+    assert "| test_2 | region-mean |" in markdown  # diversity of the baselines
 
     # A second call resumes: nothing is recomputed, outputs stay the same.
     stamp = (out / "predictions" / "fine-tuned" / "test_2.jsonl").stat().st_mtime_ns
