@@ -29,6 +29,9 @@ DtypeOpt = Annotated[str, typer.Option(help="float32 (default, exact) or bfloat1
                                             "shifts probabilities by up to ~0.1).")]
 ChatOpt = Annotated[Optional[bool], typer.Option(
     "--chat/--no-chat", help="Wrap prompts in the chat template (default: if the model has one).")]
+OrderAverageOpt = Annotated[bool, typer.Option(
+    "--order-average", help="Average each prediction with the one for the reversed option "
+                            "order (twice the work; removes the letter-position bias).")]
 TemplateOpt = Annotated[Optional[Path], typer.Option(help="JSON prompt template to use instead "
                                                           "of the paper's.")]
 
@@ -64,7 +67,7 @@ def _template(path: Path | None):
 
 
 def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
-               template, batch_size: int):
+               template, batch_size: int, order_average: bool = False):
     from .models import ModelError
     from .simulator import Simulator
 
@@ -74,7 +77,8 @@ def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
     hf_logging.disable_progress_bar()  # "Loading weights" bars would break one-line errors
     try:
         return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat,
-                              batch_size=batch_size, template=template)
+                              batch_size=batch_size, template=template,
+                              order_average=order_average)
     except ModelError as exc:
         if str(exc).startswith("cannot load model"):
             raise ModelError(f"--model: {exc}") from None
@@ -211,7 +215,8 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
                                                     "predictions.jsonl.")],
              model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
              dtype: DtypeOpt = "float32", chat: ChatOpt = None, template: TemplateOpt = None,
-             batch_size: int = 8, as_json: JsonFlag = False):
+             batch_size: int = 8, order_average: OrderAverageOpt = False,
+             as_json: JsonFlag = False):
     """Score a model (zero-shot, or fine-tuned with --adapter) on survey files."""
     from . import runfolder
     from .loaders import load_items
@@ -227,12 +232,14 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
     splits = {path.stem: load_items(path) for path in data}  # fail on bad data before loading
     prompt_template = _template(template)
     runfolder.check(out, "evaluate")
-    sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size)
+    sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size, order_average)
     _check_prompts(sim, *splits.values())
     with runfolder.claim(out, "evaluate"):
         rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
         payload = {"results": rows, "model": model, "adapter": None if adapter is None
-                   else str(adapter), "dtype": dtype, "chat": sim.chat}
+                   else str(adapter), "dtype": dtype, "chat": sim.chat,
+                   "order_average": order_average,
+                   "prior": None if sim.prior is None else sim.prior.name}
         _write_json(out / "metrics.json", payload)
     if as_json:
         typer.echo(json.dumps(payload))
@@ -264,17 +271,33 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
                                                              "subsample of this size.")] = None,
           checkpoint_every: int = 25, seed: int = 0,
           precision: Annotated[str, typer.Option(help="float32 or bf16-autocast")] = "float32",
+          prior: Annotated[str, typer.Option(help="Anchor predictions on a training-data "
+                                                  "baseline: none (the paper), region-mean, "
+                                                  "country-mean or population-style.")] = "none",
+          heldout_populations: Annotated[int, typer.Option(
+              help="Hold out this many training populations (seeded) as extra validation "
+                   "data for unseen populations.")] = 0,
+          select_on: Annotated[str, typer.Option(
+              help="Choose the checkpoint on the valid loss, the held-out populations' "
+                   "loss (heldout) or their mean.")] = "valid",
           as_json: JsonFlag = False):
     """Fine-tune a model so its first-token answer distribution matches the training data."""
     from . import runfolder
     from .loaders import load_items
     from .losses import LOSSES
-    from .training import PRECISIONS, SCHEDULES, TrainConfig
+    from .priors import PRIOR_NAMES
+    from .training import PRECISIONS, SCHEDULES, SELECT_ON, TrainConfig
 
     _flag("--method", method, choices=("lora", "full"))
     _flag("--loss", loss, choices=tuple(LOSSES))
     _flag("--schedule", schedule, choices=SCHEDULES)
     _flag("--precision", precision, choices=PRECISIONS)
+    _flag("--prior", prior, choices=PRIOR_NAMES)
+    _flag("--select-on", select_on, choices=SELECT_ON)
+    _flag("--heldout-populations", heldout_populations, minimum=0)
+    if select_on != "valid" and heldout_populations < 1:
+        raise DataError(f"--select-on {select_on} needs --heldout-populations of at least 1",
+                        file="--select-on")
     for flag, value in (("--batch-size", batch_size), ("--grad-accum", grad_accum),
                         ("--lora-r", lora_r), ("--checkpoint-every", checkpoint_every)):
         _flag(flag, value, minimum=1)
@@ -297,7 +320,8 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
         grad_accum=grad_accum, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         warmup_ratio=warmup_ratio, schedule=schedule, max_grad_norm=max_grad_norm,
         eval_every=eval_every, eval_items=eval_items, checkpoint_every=checkpoint_every,
-        seed=seed, precision=precision)
+        seed=seed, precision=precision, prior=prior,
+        heldout_populations=heldout_populations, select_on=select_on)
     train_items, valid_items = load_items(train), load_items(valid)
     prompt_template = _template(template)
     runfolder.check(out, "train")
@@ -322,7 +346,7 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
                                                        "(repeat).")],
             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
             dtype: DtypeOpt = "float32", chat: ChatOpt = None, template: TemplateOpt = None,
-            as_json: JsonFlag = False):
+            order_average: OrderAverageOpt = False, as_json: JsonFlag = False):
     """Predict the share of each population choosing each option."""
     from .items import Source, make_item
     from .report import distribution_table
@@ -337,7 +361,7 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
         except DataError as exc:
             flag = flags.get(exc.field or "", "--option")
             raise DataError(exc.message, file=flag, field=exc.field) from None
-    sim = _simulator(model, adapter, dtype, chat, _template(template), 8)
+    sim = _simulator(model, adapter, dtype, chat, _template(template), 8, order_average)
     _check_prompts(sim, items)
     table = sim.predict_question(question, option, country)
     if as_json:

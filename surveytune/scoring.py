@@ -162,7 +162,7 @@ def padded_log_priors(log_priors: Sequence[Sequence[float]], width: int) -> torc
     padded columns are masked to ``-inf`` by :func:`letter_log_probs` anyway)."""
     out = torch.zeros((len(log_priors), width), dtype=torch.float32)
     for row, values in enumerate(log_priors):
-        out[row, : len(values)] = torch.as_tensor(np.asarray(values), dtype=torch.float32)
+        out[row, : len(values)] = torch.as_tensor(np.array(values, dtype=np.float32))
     return out
 
 

@@ -120,6 +120,30 @@ def test_evaluate_and_predict_on_tiny_model(monkeypatch, capsys, tmp_path, tiny_
     assert code == 0 and "France" in out and "Japan" in out and "%" in out
 
 
+def test_train_with_a_prior_then_evaluate_order_averaged(monkeypatch, capsys, tmp_path,
+                                                         tiny_model_dir):
+    records = [{**GOOD, "question_id": f"q{q}", "population": country,
+                "distribution": [0.2 + 0.1 * q, 0.5 - 0.1 * q, 0.3]}
+               for q in range(3) for country in ("France", "Spain", "Japan", "Chile")]
+    train, valid = tmp_path / "train.jsonl", tmp_path / "valid.jsonl"
+    write_jsonl(train, [r for r in records if r["question_id"] != "q2"])
+    write_jsonl(valid, [r for r in records if r["question_id"] == "q2"])
+    code, out, err = run_cli(monkeypatch, capsys, "train", "--train", train, "--valid", valid,
+                             "--out", tmp_path / "run", "--model", tiny_model_dir,
+                             "--max-steps", "2", "--eval-every", "1", "--batch-size", "2",
+                             "--prior", "region-mean", "--heldout-populations", "1",
+                             "--select-on", "mean", "--json")
+    assert code == 0, err
+    assert (tmp_path / "run" / "adapter" / "prior.json").exists()
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", "--data", valid, "--out",
+                             tmp_path / "eval", "--model", tiny_model_dir, "--adapter",
+                             tmp_path / "run" / "adapter", "--order-average", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["prior"] == "region-mean" and payload["order_average"] is True
+    assert payload["results"][0]["method"] == "fine-tuned" and payload["results"][0]["n"] == 4
+
+
 @pytest.mark.skipif(data_dir() is None, reason="shared data not available")
 def test_baselines_reproduce_reference_numbers(monkeypatch, capsys, tmp_path):
     out = tmp_path / "b.json"
