@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from .calibration import Calibration
+from .items import atomic_write_text
 from .models import LoadedModel, ModelError
 from .priors import Prior
 
@@ -157,6 +159,25 @@ def save_adapter(model: Any, tokenizer: Any, path: Path, meta: dict[str, Any],
         prior.save(tmp / PRIOR_FILE)
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
     swap_dir(tmp, path)
+
+
+def update_adapter_meta(adapter: Path, **fields: Any) -> None:
+    """Add fields to an adapter's ``surveytune.json`` (atomically)."""
+    path = (existing_dir(adapter) or adapter) / META_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta.update(fields)
+    atomic_write_text(path, json.dumps(meta, indent=1, default=str))
+
+
+def load_calibration(adapter: str | os.PathLike, meta: AdapterMeta) -> Calibration | None:
+    """The calibration recorded in an adapter's ``surveytune.json`` (None when not fitted)."""
+    raw = meta.raw.get("calibration")
+    if raw is None:
+        return None
+    try:
+        return Calibration.from_dict(raw)
+    except (ValueError, AttributeError) as error:
+        raise ModelError(f"{Path(adapter) / META_FILE}: field 'calibration': {error}") from None
 
 
 def load_prior(adapter: str | os.PathLike, meta: AdapterMeta) -> Prior | None:

@@ -280,6 +280,10 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
           select_on: Annotated[str, typer.Option(
               help="Choose the checkpoint on the valid loss, the held-out populations' "
                    "loss (heldout) or their mean.")] = "valid",
+          calibrate: Annotated[bool, typer.Option(
+              "--calibrate", help="After training, fit on the validation items how much of "
+                                  "the model to add to the prior (one scale for seen "
+                                  "questions, one for unseen ones).")] = False,
           as_json: JsonFlag = False):
     """Fine-tune a model so its first-token answer distribution matches the training data."""
     from . import runfolder
@@ -321,7 +325,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
         warmup_ratio=warmup_ratio, schedule=schedule, max_grad_norm=max_grad_norm,
         eval_every=eval_every, eval_items=eval_items, checkpoint_every=checkpoint_every,
         seed=seed, precision=precision, prior=prior,
-        heldout_populations=heldout_populations, select_on=select_on)
+        heldout_populations=heldout_populations, select_on=select_on, calibrate=calibrate)
     train_items, valid_items = load_items(train), load_items(valid)
     prompt_template = _template(template)
     runfolder.check(out, "train")

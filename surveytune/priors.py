@@ -84,3 +84,10 @@ class Prior:
 def make_prior(name: str, train_items: Sequence[SurveyItem]) -> Prior | None:
     """The prior of that name fitted on ``train_items``, or None for ``none``."""
     return None if name == "none" else Prior(name, list(train_items))
+
+
+def calibration_groups(items: Sequence[SurveyItem], prior: Prior | None) -> list[str]:
+    """``seen`` for items whose question the prior's training rows hold, else ``unseen``
+    (every item without a prior): the groups of :mod:`surveytune.calibration`."""
+    known = set() if prior is None else {(i.survey, i.question_id) for i in prior.train}
+    return ["seen" if (i.survey, i.question_id) in known else "unseen" for i in items]

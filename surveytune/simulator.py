@@ -10,12 +10,13 @@ from typing import Any
 
 import pandas as pd
 
-from .adapters import AdapterMeta, load_adapter, load_prior
+from .adapters import AdapterMeta, load_adapter, load_calibration, load_prior
+from .calibration import Calibration
 from .items import SurveyItem, make_item
 from .metrics import metrics_table, result_rows
 from .models import DEFAULT_MODEL, LoadedModel, ModelError
 from .ordering import order_averaged, reversed_item
-from .priors import Prior
+from .priors import Prior, calibration_groups
 from .prompts import PromptTemplate, build_prompt
 from .records import PredictionRecord, write_predictions
 from .scoring import Prediction, encode, score_token_ids
@@ -48,7 +49,7 @@ class Simulator:
     def __init__(self, loaded: LoadedModel, *, chat: bool | None = None,
                  template: PromptTemplate | None = None, batch_size: int = 8,
                  adapter: str | None = None, prior: Prior | None = None,
-                 order_average: bool = False) -> None:
+                 order_average: bool = False, calibration: Calibration | None = None) -> None:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.letter_ids = loaded.letter_ids
@@ -66,6 +67,9 @@ class Simulator:
         self.prior = prior
         # Average each prediction with the one for the reversed option order (2x the work).
         self.order_average = order_average
+        # How much of the model to add to the prior, fit on validation data (set by fit, or
+        # read from the adapter; surveytune.calibration).
+        self.calibration = calibration
 
     @classmethod
     def load(cls, model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
@@ -76,7 +80,7 @@ class Simulator:
         (a folder written by :meth:`fit`; refused with :class:`ModelError` when it was
         trained on another base model or does not fit this one). ``order_average`` averages
         every prediction with the one for the reversed option order (twice the work)."""
-        prior = None
+        prior = calibration = None
         if adapter is not None:
             loaded, meta = load_adapter(model, adapter, dtype=dtype,
                                         trust_remote_code=trust_remote_code)
@@ -85,11 +89,12 @@ class Simulator:
             if template is None and meta.template:
                 template = PromptTemplate(**meta.template)
             prior = load_prior(adapter, meta)
+            calibration = load_calibration(adapter, meta)
         else:
             loaded = LoadedModel.load(model, dtype=dtype, trust_remote_code=trust_remote_code)
         return cls(loaded, chat=chat, template=template, batch_size=batch_size,
                    adapter=None if adapter is None else str(adapter), prior=prior,
-                   order_average=order_average)
+                   order_average=order_average, calibration=calibration)
 
     # -- prediction -------------------------------------------------------------------------
     def prompts(self, items: Sequence[SurveyItem]) -> list[str]:
@@ -131,11 +136,18 @@ class Simulator:
 
     def _score(self, items: Sequence[SurveyItem], log_priors: list | None, progress: bool,
                desc: str) -> list[Prediction]:
+        """The backend's predictions, anchored on the priors; with a calibration, the model's
+        own distributions combined with the priors at the calibrated scales."""
         token_ids = encode(self.tokenizer, self.prompts(items), chat=self.chat)
-        return score_token_ids(self.model, token_ids, [i.n_options for i in items],
-                               self.letter_ids, self.tokenizer.pad_token_id,
-                               batch_size=self.batch_size, progress=progress, desc=desc,
-                               log_priors=log_priors)
+        predictions = score_token_ids(
+            self.model, token_ids, [i.n_options for i in items], self.letter_ids,
+            self.tokenizer.pad_token_id, batch_size=self.batch_size, progress=progress,
+            desc=desc, log_priors=None if self.calibration is not None else log_priors)
+        if self.calibration is None:
+            return predictions
+        calibrated = self.calibration.apply([p.distribution for p in predictions], log_priors,
+                                            calibration_groups(items, self.prior))
+        return [Prediction(dist, p.letter_mass) for dist, p in zip(calibrated, predictions)]
 
     def predict_question(self, question: str, options: Sequence[str],
                          populations: Sequence[str], *, population_kind: str = "country"
@@ -185,5 +197,7 @@ class Simulator:
                                    valid_items, self.prompts, config, out_dir,
                                    save_extra=extra, progress=progress, chat=self.chat)
         self.adapter = str(Path(out_dir) / "adapter")
-        self.prior = load_prior(self.adapter, AdapterMeta.read(Path(self.adapter)))
+        meta = AdapterMeta.read(Path(self.adapter))
+        self.prior = load_prior(self.adapter, meta)
+        self.calibration = load_calibration(self.adapter, meta)
         return result

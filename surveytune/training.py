@@ -33,12 +33,14 @@ from .adapters import (
     load_checkpoint,
     save_adapter,
     save_checkpoint,
+    update_adapter_meta,
 )
+from .calibration import fit_calibration
 from .items import SurveyItem
 from .losses import LOSSES, padded_targets, scale_mask
 from .memory import frozen_weights_cast, lean_lora_dropout, return_freed_memory
 from .metrics import METRIC_NAMES, metrics_table, summarize
-from .priors import PRIOR_NAMES, Prior, make_prior
+from .priors import PRIOR_NAMES, Prior, calibration_groups, make_prior
 from .records import TrainingRecord
 from .scoring import (
     SharedPrefix,
@@ -89,6 +91,9 @@ class TrainConfig:
     # which validation loss chooses the checkpoint: "valid", "heldout" or "mean" of the two.
     heldout_populations: int = 0
     select_on: str = "valid"
+    # After training, fit how much of the model to add to the prior (surveytune.calibration),
+    # on the validation items: one scale for seen questions, one for unseen ones.
+    calibrate: bool = False
 
     def __post_init__(self) -> None:
         self.target_modules = tuple(self.target_modules)
@@ -401,6 +406,26 @@ def _checkpoint(run: _Run, started: float) -> None:
     save_checkpoint(run.out / "checkpoint", run.model, run.optimizer, run.state)
 
 
+def _calibrate(run: _Run) -> None:
+    """Fit the calibration on the validation sets with the kept weights; record it in the
+    adapter's ``surveytune.json``."""
+    model, dists, priors, groups = [], [], [], []
+    for data, items in run.valid_sets.values():
+        predictions = score_token_ids(run.model, data.token_ids, data.n_options,
+                                      run.letter_ids, run.pad_id,
+                                      batch_size=run.config.batch_size, desc="calibrating",
+                                      progress=run.progress)
+        model += [p.distribution for p in predictions]
+        dists += [i.distribution for i in items]
+        priors += data.log_priors if data.log_priors is not None else [None] * len(items)
+        groups += calibration_groups(items, run.prior)
+    calibration = fit_calibration(model, None if run.prior is None else priors, dists, groups)
+    update_adapter_meta(run.out / "adapter", calibration=calibration.to_dict())
+    if run.progress:
+        tqdm.write(f"calibration: scales {calibration.scales} fitted on "
+                   f"{calibration.fitted_on} validation items")
+
+
 def _finish(run: _Run, stopped_by: str) -> TrainResult:
     """Write ``training.json`` and load the kept (best) weights into the model."""
     state = run.state
@@ -412,6 +437,8 @@ def _finish(run: _Run, stopped_by: str) -> TrainResult:
         extra=run.save_extra).write(run.out)
     load_adapter_weights(run.model, run.out / "adapter")
     run.model.eval()
+    if run.config.calibrate:
+        _calibrate(run)
     return TrainResult(run.out, state["best_step"], state["best_valid_loss"], state["step"],
                        run.total_steps, stopped_by, state["history"])
 

@@ -132,9 +132,11 @@ def test_train_with_a_prior_then_evaluate_order_averaged(monkeypatch, capsys, tm
                              "--out", tmp_path / "run", "--model", tiny_model_dir,
                              "--max-steps", "2", "--eval-every", "1", "--batch-size", "2",
                              "--prior", "region-mean", "--heldout-populations", "1",
-                             "--select-on", "mean", "--json")
+                             "--select-on", "mean", "--calibrate", "--json")
     assert code == 0, err
     assert (tmp_path / "run" / "adapter" / "prior.json").exists()
+    meta = json.loads((tmp_path / "run" / "adapter" / "surveytune.json").read_text())
+    assert meta["train_config"]["calibrate"] is True and "calibration" in meta
     code, out, err = run_cli(monkeypatch, capsys, "evaluate", "--data", valid, "--out",
                              tmp_path / "eval", "--model", tiny_model_dir, "--adapter",
                              tmp_path / "run" / "adapter", "--order-average", "--json")

@@ -2,7 +2,7 @@
 functions, goes to the module's own layer or a lower one, and no imports form a cycle.
 
     data      items, readers, loaders, public_data, splits, metrics, baselines, losses, records,
-              paper, runfolder,
+              paper, runfolder, calibration,
               regions, ordering, priors
     prompts   prompts
     backends  models, scoring
@@ -25,7 +25,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "surveytune"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("items", "readers", "loaders", "public_data", "splits", "metrics", "baselines",
-              "losses", "records", "paper", "runfolder", "regions", "ordering", "priors")),
+              "losses", "records", "paper", "runfolder", "regions", "ordering", "priors",
+              "calibration")),
     ("prompts", ("prompts",)),
     ("backends", ("models", "scoring")),
     ("training", ("training", "adapters", "memory")),
