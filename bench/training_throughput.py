@@ -23,7 +23,7 @@ import torch
 
 from surveytune.scoring import encode
 from surveytune.simulator import Simulator
-from surveytune.study import BUDGETS, study_splits
+from surveytune.study import BUDGETS, METHODS, study_splits
 from surveytune.training import Batchable, batch_loss, epoch_order, wrap_for_training
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    config = replace(BUDGETS["default"].train, lora_dropout=args.dropout)
+    config = replace(BUDGETS["default"].train, lora_dropout=args.dropout, **METHODS["paper"])
     items = study_splits(args.data_dir, unseen_survey=False)["train"]
     sim = Simulator.load(args.model)
     token_ids = encode(sim.tokenizer, sim.prompts(items), chat=sim.chat)

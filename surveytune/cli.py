@@ -380,7 +380,11 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
               = None,
               budget: Annotated[str, typer.Option(help="quick (<10 min), default (one epoch, "
                                                        "<90 min) or full.")] = "quick",
-              data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct"):
+              data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct",
+              method: Annotated[str, typer.Option(
+                  help="How to fine-tune: anchored (prior-anchored, calibrated; the default) "
+                       "or paper (the paper's method as this study ran it before).")]
+              = "anchored"):
     """Run the whole study: baselines, zero-shot, LoRA fine-tuning, evaluation, report."""
     from rich.console import Console
 
@@ -388,11 +392,13 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
     from .loaders import find_data_file
     from .models import ModelError, resolve_model
     from .report import results_table
-    from .study import BUDGETS, Study
+    from .study import BUDGETS, METHODS, Study, with_method
 
     console = Console(stderr=True)
     _flag("--budget", budget, choices=tuple(BUDGETS))
-    out = out or Path("runs") / budget
+    _flag("--method", method, choices=tuple(METHODS))
+    chosen = with_method(BUDGETS[budget], method)
+    out = out or Path("runs") / chosen.name
     for name in ("wvs", "goqa"):
         find_data_file(data_dir, name)
     runfolder.check(out, "reproduce")
@@ -400,8 +406,8 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
         resolve_model(model)
     except ModelError as exc:
         raise ModelError(f"--model: {exc}") from None
-    console.print(f"[bold]budget {budget}[/]: {BUDGETS[budget].description}")
-    study = Study(out, data_dir, budget=budget, model=model,
+    console.print(f"[bold]budget {chosen.name}[/]: {chosen.description}")
+    study = Study(out, data_dir, budget=chosen, model=model,
                   log=lambda m: console.print(f"[bold cyan]{m}[/]"))
     with runfolder.claim(out, "reproduce"):
         results = study.run()

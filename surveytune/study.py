@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +126,23 @@ class Budget:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+METHODS: dict[str, dict[str, Any]] = {
+    # Prior-anchored (surveytune.priors): the model's letter logits are added to the log of the
+    # region-mean of the training countries; 6 training countries are held out (seeded) to
+    # validate unseen-country ability; the checkpoint is chosen on the mean of the valid and
+    # held-out losses; afterwards the model's weight against the prior is calibrated on them.
+    "anchored": dict(prior="region-mean", heldout_populations=6, select_on="mean",
+                     calibrate=True),
+    # The paper's method as this study ran it before: no prior, checkpoint chosen on valid.
+    "paper": dict(prior="none", heldout_populations=0, select_on="valid", calibrate=False),
+}
+"""How the fine-tuned model is made, by name; ``reproduce --method``. Budgets use
+``anchored``."""
+
 # LoRA on every linear layer, r=16, lr 2e-4 (the prototype of METHOD.md §7); training runs
 # forward/backward in bf16 autocast with float32 weights; scoring is always float32.
 _LORA = dict(lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=("all-linear",),
-             loss="kl", batch_size=8, precision="bf16-autocast", seed=0)
+             loss="kl", batch_size=8, precision="bf16-autocast", seed=0, **METHODS["anchored"])
 
 BUDGETS = {
     "quick": Budget(
@@ -139,7 +152,7 @@ BUDGETS = {
         TrainConfig(**_LORA, learning_rate=5e-4, max_steps=60, warmup_ratio=0.1,
                     eval_every=20, eval_items=96, checkpoint_every=10),
         eval_items=None, goqa_items=32, splits=TEST_SPLITS,
-        question_fraction=0.1),
+        question_fraction=0.1, order_probe_items=48),
     # Measured on 2 cores (reproduce, 2026-11-27): zero-shot scoring of every test item and 200
     # GOQA items 8 min, 856 training steps ~4-5 s each, a 200-item validation ~1 min,
     # fine-tuned scoring 9 min; 99m50s end to end with validation every 285 steps. Validating at
@@ -150,13 +163,26 @@ BUDGETS = {
         "checkpoint chosen on 200 valid items at steps 0, 428 and 856, every test item "
         "scored, 200 GOQA items (about 80-90 min on 2 CPU cores)",
         TrainConfig(**_LORA, learning_rate=2e-4, epochs=1.0, eval_every=428, eval_items=200),
-        eval_items=None, goqa_items=200, splits=TEST_SPLITS),
+        eval_items=None, goqa_items=200, splits=TEST_SPLITS, order_probe_items=200),
     "full": Budget(
         "full", "the real study: 3 epochs of LoRA, checkpoint chosen on the whole valid split "
         "every 400 steps, every item of every split scored, GOQA included (many hours on CPU)",
         TrainConfig(**_LORA, learning_rate=2e-4, epochs=3.0, eval_every=400, eval_items=None),
-        eval_items=None, goqa_items=None),
+        eval_items=None, goqa_items=None, order_probe_items=400),
 }
+
+
+def with_method(budget: Budget, method: str) -> Budget:
+    """The budget with its fine-tuning method replaced (see :data:`METHODS`); the name says so
+    unless it is the budgets' own ``anchored``."""
+    if method not in METHODS:
+        raise DataError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}",
+                        file="--method")
+    if method == "anchored":
+        return budget
+    return replace(budget, name=f"{budget.name}-{method}",
+                   description=f"{budget.description}; fine-tuned with the {method} method",
+                   train=replace(budget.train, **METHODS[method]))
 
 
 class Study:
