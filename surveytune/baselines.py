@@ -155,8 +155,9 @@ def region_mean(train_items: Sequence[SurveyItem],
     the nearest level that has a training country answering the question; else the mean of
     all training countries (``country-mean``, including its fallbacks). The item's own
     population is always left out, so on training rows this is a leave-one-out prediction and
-    on unseen countries it is unchanged. Populations without a region (subgroups, unknown
-    names) get the ``country-mean`` of the other populations.
+    on unseen countries it is unchanged (a question only the item's own population answers
+    gets uniform). Populations without a region (subgroups, unknown names) get the
+    ``country-mean`` of the other populations.
     """
     from .regions import LEVELS, region_of
 
@@ -179,7 +180,10 @@ def region_mean(train_items: Sequence[SurveyItem],
         if mean is None and others:
             mean = np.mean(list(others.values()), axis=0)
         if mean is None:
-            mean = backup
+            # No other population answers it: country-mean's fallbacks, unless its question
+            # mean would be this population's own answer (a training row): then uniform.
+            own = _question_key(item) in by_question
+            mean = _uniform(item.n_options) if own else backup
         if mean.size != item.n_options:
             raise ValueError(f"item {item.id!r} has {item.n_options} options but its question "
                              f"has {mean.size} in the training data")

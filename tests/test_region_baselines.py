@@ -48,6 +48,8 @@ def test_region_mean_falls_back_to_continent_then_leaves_the_item_out():
     np.testing.assert_allclose(region_mean(TRAIN, [austria_like])[0], [0.6, 0.4])
     # A training row is predicted without its own answer (leave-one-out).
     np.testing.assert_allclose(region_mean(TRAIN, [TRAIN[0]])[0], [0.6, 0.4])
+    # A question only the item's own population answers: no leak of its own answer.
+    np.testing.assert_allclose(region_mean(TRAIN, [TRAIN[4]])[0], [0.5, 0.5])
     # A question no training country answers: country-mean's fallback (same option count).
     unseen = _item("q9", "Sweden", [0.5, 0.5])
     np.testing.assert_allclose(region_mean(TRAIN, [unseen])[0],
