@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -312,6 +313,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
           as_json: JsonFlag = False):
     """Fine-tune a model so its first-token answer distribution matches the training data."""
     from . import runfolder
+    from .distributed import launched_rank
     from .loaders import load_items
     from .losses import LOSSES
     from .priors import PRIOR_NAMES
@@ -354,13 +356,17 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
         gradient_checkpointing=gradient_checkpointing)
     train_items, valid_items = load_items(train), load_items(valid)
     prompt_template = _template(template)
-    runfolder.check(out, "train")
+    main_process = launched_rank() == 0  # under `accelerate launch` only rank 0 owns --out
+    if main_process:
+        runfolder.check(out, "train")
     sim = _simulator(model, None, dtype, chat, prompt_template, batch_size, backend="hf",
                      options=backend_options("hf", device=device, load_in_8bit=load_in_8bit,
                                              load_in_4bit=load_in_4bit))
     _check_prompts(sim, train_items, valid_items)
-    with runfolder.claim(out, "train"):
+    with runfolder.claim(out, "train") if main_process else contextlib.nullcontext():
         result = sim.fit(train_items, valid_items, out, config)
+    if not main_process:
+        return
     summary = {"out": str(out), "adapter": str(out / "adapter"), "best_step": result.best_step,
                "best_valid_loss": result.best_valid_loss, "steps_done": result.steps_done,
                "total_steps": result.total_steps, "stopped_by": result.stopped_by}

@@ -209,6 +209,10 @@ def load_model(name_or_path: str = DEFAULT_MODEL, *, dtype: str = "auto", device
     extra: dict[str, Any] = {}
     if quantization is not None:
         extra = {"quantization_config": quantization, "device_map": {"": 0}}
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per launched process
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        if quantization is not None:
+            extra["device_map"] = {"": int(os.environ["LOCAL_RANK"])}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(

@@ -34,6 +34,9 @@ from .adapters import (
     save_adapter,
     save_checkpoint,
 )
+from .batches import epoch_order as epoch_order  # re-exported
+from .batches import step_items
+from .distributed import Group
 from .items import SurveyItem
 from .losses import LOSSES, padded_targets, scale_mask
 from .memory import frozen_weights_cast, lean_lora_dropout, return_freed_memory
@@ -195,36 +198,6 @@ def enable_gradient_checkpointing(model: Any) -> None:
         model.config.use_cache = False
 
 
-def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[int]:
-    """The item order of one epoch, a pure function of (lengths, seed, epoch) so that a
-    resumed run sees the same batches. Items are shuffled, grouped into windows of 64
-    batches, sorted by length inside a window (less padding), and the batches shuffled."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    window = batch_size * 64
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    shuffled = torch.randperm(len(batches), generator=generator).tolist()
-    return [i for b in shuffled for i in batches[b]]
-
-
-def step_items(step: int, lengths: Sequence[int], batch_size: int, per_step: int, seed: int,
-               _cache: dict[tuple, list[int]] | None = None) -> list[int]:
-    """Indices of the items that optimizer step ``step`` trains on (epochs wrap around)."""
-    cache = {} if _cache is None else _cache
-    out = []
-    for pos in range(step * per_step, (step + 1) * per_step):
-        epoch, offset = divmod(pos, len(lengths))
-        key = (seed, epoch)
-        if key not in cache:
-            cache.clear()
-            cache[key] = epoch_order(lengths, batch_size, seed, epoch)
-        out.append(cache[key][offset])
-    return out
-
-
 def batch_loss(model: Any, batch: Batchable, idx: Sequence[int], letter_ids: torch.Tensor,
                pad_id: int, loss_name: str, *, share_prefix: bool = True) -> torch.Tensor:
     """Mean loss of items ``idx`` with gradients (one forward pass, last position only).
@@ -285,6 +258,7 @@ class _Run:
     state: dict[str, Any]           # what a checkpoint saves: step, history, best, ...
     save_extra: dict[str, Any]
     progress: bool
+    group: Group = field(default_factory=Group)
 
 
 def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
@@ -383,13 +357,15 @@ def _train_step(run: _Run, step: int, lengths: Sequence[int],
     total = 0.0
     for start in range(0, per_step, config.batch_size):
         bf16 = config.precision == "bf16-autocast"
+        mine = run.group.shard(idx[start:start + config.batch_size])  # all of it in one process
         with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16), \
                 frozen_weights_cast(model, torch.bfloat16 if bf16 else None):
-            loss = batch_loss(model, run.train_data, idx[start:start + config.batch_size],
-                              run.letters, run.pad_id, config.loss,
+            loss = batch_loss(model, run.train_data, mine, run.letters, run.pad_id, config.loss,
                               share_prefix=not config.gradient_checkpointing) / config.grad_accum
         loss.backward()
         total += loss.item()
+    run.group.average_gradients(run.params)  # several processes: the global batch's gradient
+    total = run.group.average(total)
     if config.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
     run.optimizer.step()
@@ -411,9 +387,11 @@ def _validate_and_keep(run: _Run, step: int) -> None:
     state["history"].append(record)
     if state["best_valid_loss"] is None or record["selection_loss"] < state["best_valid_loss"]:
         state["best_valid_loss"], state["best_step"] = record["selection_loss"], step
-        save_adapter(run.model, run.tokenizer, run.out / "adapter", {
-            **run.save_extra, "train_config": asdict(run.config), "step": step,
-            "valid": record, "fingerprint": run.fingerprint}, prior=run.prior)
+        if run.group.main:
+            save_adapter(run.model, run.tokenizer, run.out / "adapter", {
+                **run.save_extra, "train_config": asdict(run.config), "step": step,
+                "valid": record, "fingerprint": run.fingerprint}, prior=run.prior)
+        run.group.barrier()
     if run.progress:
         scores = ", ".join(f"{name} loss {record[name + '_loss']:.4f} 1-jsd "
                            f"{record[name + '_1-jsd']:.4f}" for name in run.valid_sets)
@@ -422,18 +400,22 @@ def _validate_and_keep(run: _Run, step: int) -> None:
 
 def _checkpoint(run: _Run, started: float) -> None:
     run.state["elapsed_s"] = time.monotonic() - started
-    save_checkpoint(run.out / "checkpoint", run.model, run.optimizer, run.state)
+    if run.group.main:
+        save_checkpoint(run.out / "checkpoint", run.model, run.optimizer, run.state)
+    run.group.barrier()
 
 
 def _finish(run: _Run, stopped_by: str) -> TrainResult:
     """Write ``training.json`` and load the kept (best) weights into the model."""
     state = run.state
-    TrainingRecord(
-        config=asdict(run.config), fingerprint=run.fingerprint, steps_done=state["step"],
-        total_steps=run.total_steps, stopped_by=stopped_by, best_step=state["best_step"],
-        best_valid_loss=state["best_valid_loss"], elapsed_s=state["elapsed_s"],
-        history=state["history"], train_loss=state.get("train_loss", []),
-        extra=run.save_extra).write(run.out)
+    if run.group.main:
+        TrainingRecord(
+            config=asdict(run.config), fingerprint=run.fingerprint, steps_done=state["step"],
+            total_steps=run.total_steps, stopped_by=stopped_by, best_step=state["best_step"],
+            best_valid_loss=state["best_valid_loss"], elapsed_s=state["elapsed_s"],
+            history=state["history"], train_loss=state.get("train_loss", []),
+            extra=run.save_extra).write(run.out)
+    run.group.barrier()
     load_adapter_weights(run.model, run.out / "adapter")
     run.model.eval()
     return TrainResult(run.out, state["best_step"], state["best_valid_loss"], state["step"],
@@ -453,10 +435,17 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
     ``adapter/`` (best weights + ``surveytune.json``), ``checkpoint/`` (resume state) and
     ``training.json`` (:class:`~surveytune.records.TrainingRecord`).
     """
+    # One process, or those of `accelerate launch` (distributed.py); joining first means no
+    # process touches out_dir before the main one has claimed it.
+    group = Group.start()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if config.batch_size % group.size:
+        raise ValueError(f"--batch-size {config.batch_size} is not a multiple of the "
+                         f"{group.size} processes")
     run = _setup(model, tokenizer, letter_ids, train_items, valid_items, prompts, config, out,
-                 save_extra, progress, chat)
+                 save_extra, progress and group.main, chat)
+    run.group = group
     state, total_steps = run.state, run.total_steps
     lengths = [len(t) for t in run.train_data.token_ids]
     order_cache: dict[tuple, list[int]] = {}
@@ -467,10 +456,11 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
         _validate_and_keep(run, 0)
     run.model.train()
     bar = tqdm(total=total_steps, initial=state["step"], desc="training", unit="step",
-               disable=not progress)
+               disable=not run.progress)
     while state["step"] < total_steps:
         step = state["step"]
-        if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
+        if run.group.any(config.max_minutes is not None
+                         and time.monotonic() - started > 60 * config.max_minutes):
             stopped_by = "max_minutes"
             break
         total = _train_step(run, step, lengths, order_cache)
@@ -491,5 +481,7 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
         state["elapsed_s"] = time.monotonic() - started
         if not any(r["step"] == state["step"] for r in state["history"]):
             _validate_and_keep(run, state["step"])
-        save_checkpoint(out / "checkpoint", run.model, run.optimizer, state)
+        if run.group.main:
+            save_checkpoint(out / "checkpoint", run.model, run.optimizer, state)
+        run.group.barrier()
     return run.model, _finish(run, stopped_by)

@@ -5,7 +5,7 @@ functions, goes to the module's own layer or a lower one, and no imports form a 
               regions, ordering, priors
     prompts   prompts
     backends  models, scoring, backend (the scoring interface and registry), openai_backend
-    training  training, adapters, memory
+    training  training, adapters, memory, batches, distributed
     engines   hf_backend (loads adapters, so it sits above training's adapter files)
     simulator simulator
     report    report, report_sections, report_html, charts, tables
@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "paper", "runfolder", "regions", "ordering", "priors")),
     ("prompts", ("prompts",)),
     ("backends", ("models", "scoring", "backend", "openai_backend")),
-    ("training", ("training", "adapters", "memory")),
+    ("training", ("training", "adapters", "memory", "batches", "distributed")),
     ("engines", ("hf_backend",)),
     ("simulator", ("simulator",)),
     ("report", ("report", "report_sections", "report_html", "charts", "tables")),
