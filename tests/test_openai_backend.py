@@ -151,16 +151,17 @@ def test_server_faults_end_with_one_line(llama_server, api_key, tmp_path, monkey
     data = tmp_path / "s.jsonl"
     data.write_text(json.dumps({"question_id": "q1", "question": "Trust?", "population": "France",
                                 "options": ["Yes", "No"], "distribution": [0.5, 0.5]}) + "\n")
-    # an answer prefix after which the model never says a letter (top 1 only)
+    # an answer prefix after which the model's most likely token is not a letter (top 1 only)
     template = tmp_path / "t.json"
-    template.write_text(json.dumps({"name": "no-letter", "user": "{question} {options}",
-                                    "answer_prefix": " Answer in one word, in lower case:"}))
+    template.write_text(json.dumps({
+        "name": "no-letter", "user": "{population}. {question} {options}",
+        "answer_prefix": "\n\nPi is 3.14159. One plus two is three (written as a digit: ("}))
     cases = {
         "wrong key": (["--base-url", llama_server], {"SURVEYTUNE_API_KEY": "wrong"}, "HTTP 401"),
         "model not served": (["--base-url", llama_server, "--model", "gpt-9",
                               "--tokenizer", DEFAULT_MODEL], {}, "does not serve 'gpt-9'"),
         "letters never come": (["--base-url", llama_server, "--top-logprobs", "1",
-                                "--template", template],
+                                "--template", template, "--no-chat"],
                                {}, "none of the option letters"),
     }
     for name, (args, env, words) in cases.items():
@@ -170,7 +171,10 @@ def test_server_faults_end_with_one_line(llama_server, api_key, tmp_path, monkey
                                  tmp_path / name, "--backend", "openai", *args)
         monkeypatch.setenv("SURVEYTUNE_API_KEY", KEY)
         assert code == 2, (name, err)
-        assert len(err.strip().splitlines()) == 1 and words in err, (name, err)
+        # one error line, the last (a progress bar may have been drawn before it, with \r)
+        lines = [line.split("\r")[-1] for line in err.strip().splitlines()]
+        assert [line for line in lines if "error:" in line] == lines[-1:], (name, err)
+        assert lines[-1].startswith("error: ") and words in lines[-1], (name, err)
         assert KEY not in err and "wrong" not in err.replace("wrong key", "")
 
 
