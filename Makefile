@@ -40,7 +40,8 @@ install-server: $(VENV)/.server-tried
 run: install
 	$(BIN)/surveytune reproduce --budget quick --data-dir $(DATA_DIR) --out $(RUN)
 
-test: install install-server
+WITH_SERVER ?= 1
+test: install $(if $(filter 1,$(WITH_SERVER)),install-server)
 	$(BIN)/ruff check surveytune tests bench
 	$(BIN)/python -m pytest -q
 
