@@ -206,9 +206,13 @@ class OpenAIBackend:
             futures = [pool.submit(self._one, p, k, prior)
                        for p, k, prior in zip(prompts, n_options, priors)]
             results = []
-            for future in futures:
-                results.append(future.result())
-                bar.update(1)
+            try:
+                for future in futures:
+                    results.append(future.result())
+                    bar.update(1)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # the first error ends the run
+                raise
         floored = sum(1 for _, n in results if n)
         if floored:
             warnings.warn(f"{floored} of {len(prompts)} items had option letters outside the "
