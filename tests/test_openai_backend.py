@@ -145,6 +145,15 @@ def test_cli_evaluate_on_the_server_writes_the_same_files(llama_server, api_key,
     for a, b in zip(records["openai"], records["hf"]):
         assert a["id"] == b["id"] and one_minus_jsd(np.array(a["predicted"]),
                                                     np.array(b["predicted"])) > 0.9
+    code, stdout, err = run_cli(monkeypatch, capsys, "predict", "--question", "Is God important?",
+                                "--option", "Yes", "--option", "No", "--country", "Egypt",
+                                "--country", "Sweden", "--backend", "openai", "--base-url",
+                                llama_server, "--order-average", "--json")
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert [r["population"] for r in rows] == ["Egypt", "Sweden"]
+    for row in rows:
+        assert row["Yes"] + row["No"] == pytest.approx(1) and 0 < row["letter_mass"] <= 1
 
 
 def test_server_faults_end_with_one_line(llama_server, api_key, tmp_path, monkeypatch, capsys):
