@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= ../shared/data
 RUN ?= runs/quick
 
-.PHONY: run test install lint bench
+.PHONY: run test install install-server lint bench
 
 $(BIN)/surveytune: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,27 @@ $(BIN)/surveytune: pyproject.toml
 
 install: $(BIN)/surveytune
 
+# llama.cpp's OpenAI-compatible server, for the openai backend's tests and bench: PyPI builds it
+# from source (see README for the time it takes on 2 cores; pip caches the wheel, so later
+# installs take seconds). Tried once per .venv; a failed build only skips those tests.
+LLAMA_CPP ?= llama-cpp-python[server]==0.3.36
+$(VENV)/.server-tried: $(BIN)/surveytune
+	@start=$$(date +%s); \
+	if CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 \
+	   $(BIN)/pip install --quiet "$(LLAMA_CPP)"; then \
+	  echo "installed $(LLAMA_CPP) in $$(( $$(date +%s) - start )) s"; \
+	else \
+	  echo "WARNING: $(LLAMA_CPP) did not install; the llama.cpp server tests will be skipped" >&2; \
+	fi; \
+	touch $@
+
+install-server: $(VENV)/.server-tried
+
 run: install
 	$(BIN)/surveytune reproduce --budget quick --data-dir $(DATA_DIR) --out $(RUN)
 
-test: install
+WITH_SERVER ?= 1
+test: install $(if $(filter 1,$(WITH_SERVER)),install-server)
 	$(BIN)/ruff check surveytune tests bench
 	$(BIN)/python -m pytest -q
 

@@ -10,6 +10,7 @@ validations, checkpoints). A thread samples the resident set every 20 ms to say 
 of training the peak happened. The last line is ``peak_rss_mb: N``.
 
     python bench/training_memory.py [--steps 3] [--eval-items 16] [--data-dir ../shared/data]
+                                    [--gradient-checkpointing]
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def main() -> None:
                         help="train on the whole split (its first batches), not the longest items")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute activations in backward (TrainConfig option)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
@@ -77,7 +80,7 @@ def main() -> None:
     # some out, and the prior and calibration do not change what a step holds in memory.
     config = replace(BUDGETS["default"].train, max_steps=args.steps, eval_every=args.steps,
                      eval_items=args.eval_items, checkpoint_every=args.steps,
-                     **METHODS["paper"])
+                     gradient_checkpointing=args.gradient_checkpointing, **METHODS["paper"])
     train_items = splits["train"]
     if not args.first:
         lengths = [len(ids) for ids in sim.tokenizer(sim.prompts(train_items))["input_ids"]]

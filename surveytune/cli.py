@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -11,6 +11,22 @@ from typing import Annotated, Optional
 
 import typer
 
+from .cli_options import (
+    BackendOpt,
+    BaseUrlOpt,
+    ChatOpt,
+    ConcurrencyOpt,
+    DeviceOpt,
+    Load4Opt,
+    Load8Opt,
+    MissingOpt,
+    TokenizerOpt,
+    TopLogprobsOpt,
+    backend_options,
+)
+from .cli_options import (
+    check_flag as _flag,
+)
 from .items import DataError, DataWarning, atomic_write_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -25,10 +41,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name, local path, or the "
                                                        "embedded 'smollm2-135m-instruct'.")]
 AdapterOpt = Annotated[Optional[Path], typer.Option(help="Folder written by 'surveytune train'.")]
-DtypeOpt = Annotated[str, typer.Option(help="float32 (default, exact) or bfloat16 (faster, "
-                                            "shifts probabilities by up to ~0.1).")]
-ChatOpt = Annotated[Optional[bool], typer.Option(
-    "--chat/--no-chat", help="Wrap prompts in the chat template (default: if the model has one).")]
+DtypeOpt = Annotated[str, typer.Option(help="auto (bfloat16 on a GPU, float32 on the CPU), "
+                                            "float32 (exact) or bfloat16 (faster, shifts "
+                                            "probabilities by up to ~0.1).")]
 OrderAverageOpt = Annotated[bool, typer.Option(
     "--order-average", help="Average each prediction with the one for the reversed option "
                             "order (twice the work; removes the letter-position bias).")]
@@ -40,26 +55,6 @@ def _write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
 
 
-def _flag(flag: str, value, *, minimum: float | None = None, above: float | None = None,
-          below: float | None = None, maximum: float | None = None, optional: bool = False,
-          choices: tuple[str, ...] | None = None) -> None:
-    """Refuse a flag's value outside its range (or ``choices``), naming the flag."""
-    if value is None and optional:
-        return
-    if choices is not None:
-        if value not in choices:
-            raise DataError(f"must be one of {', '.join(choices)}, got {value!r}", file=flag)
-        return
-    if isinstance(value, float) and not math.isfinite(value):
-        raise DataError(f"must be a finite number, got {value}", file=flag)
-    for bound, bad, word in ((minimum, lambda b: value < b, "at least"),
-                             (above, lambda b: value <= b, "more than"),
-                             (below, lambda b: value >= b, "less than"),
-                             (maximum, lambda b: value > b, "at most")):
-        if bound is not None and bad(bound):
-            raise DataError(f"must be {word} {bound:g}, got {value:g}", file=flag)
-
-
 def _template(path: Path | None):
     from .prompts import PromptTemplate
 
@@ -67,18 +62,20 @@ def _template(path: Path | None):
 
 
 def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
-               template, batch_size: int, order_average: bool = False):
-    from .models import ModelError
+               template, batch_size: int, order_average: bool = False,
+               backend: str = "hf", options: dict | None = None):
+    from .models import DTYPE_CHOICES, ModelError
     from .simulator import Simulator
 
-    _flag("--dtype", dtype, choices=("float32", "bfloat16"))
+    _flag("--dtype", dtype, choices=DTYPE_CHOICES)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would break one-line errors
     try:
         return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat,
                               batch_size=batch_size, template=template,
-                              order_average=order_average)
+                              order_average=order_average, backend=backend,
+                              **(options or {}))
     except ModelError as exc:
         if str(exc).startswith("cannot load model"):
             raise ModelError(f"--model: {exc}") from None
@@ -87,10 +84,9 @@ def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
 
 def _check_prompts(sim, *item_lists) -> None:
     """Refuse items whose prompts exceed the model's context, before any scoring/training."""
-    from .models import context_length
     from .prompts import check_prompt_lengths
 
-    context = context_length(sim.model, sim.tokenizer)
+    context = sim.backend.context_length()
     if context is not None:
         for items in item_lists:
             check_prompt_lengths(items, sim.tokenizer, context, chat=sim.chat,
@@ -214,15 +210,26 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
              out: Annotated[Path, typer.Option(help="Folder for metrics.json and "
                                                     "predictions.jsonl.")],
              model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
-             dtype: DtypeOpt = "float32", chat: ChatOpt = None, template: TemplateOpt = None,
+             dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
              batch_size: int = 8, order_average: OrderAverageOpt = False,
-             as_json: JsonFlag = False):
-    """Score a model (zero-shot, or fine-tuned with --adapter) on survey files."""
+             backend: BackendOpt = "hf", device: DeviceOpt = "auto",
+             load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
+             base_url: BaseUrlOpt = None, tokenizer: TokenizerOpt = None,
+             top_logprobs: TopLogprobsOpt = 20, concurrency: ConcurrencyOpt = 8,
+             missing_letters: MissingOpt = "floor", as_json: JsonFlag = False):
+    """Score a model (zero-shot, or fine-tuned with --adapter) on survey files.
+
+    With --backend openai, --adapter names the folder whose record (chat, template, prior)
+    applies to the adapter the server serves as --model."""
     from . import runfolder
     from .loaders import load_items
     from .report import results_table
 
     _flag("--batch-size", batch_size, minimum=1)
+    options = backend_options(backend, device=device, load_in_8bit=load_in_8bit,
+                               load_in_4bit=load_in_4bit, base_url=base_url,
+                               tokenizer=tokenizer, top_logprobs=top_logprobs,
+                               concurrency=concurrency, missing=missing_letters)
     seen: dict[str, Path] = {}
     for path in data:
         if path.stem in seen:
@@ -232,12 +239,13 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
     splits = {path.stem: load_items(path) for path in data}  # fail on bad data before loading
     prompt_template = _template(template)
     runfolder.check(out, "evaluate")
-    sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size, order_average)
+    sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size, order_average,
+                     backend, options)
     _check_prompts(sim, *splits.values())
     with runfolder.claim(out, "evaluate"):
         rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
         payload = {"results": rows, "model": model, "adapter": None if adapter is None
-                   else str(adapter), "dtype": dtype, "chat": sim.chat,
+                   else str(adapter), "dtype": dtype, "chat": sim.chat, "backend": backend,
                    "order_average": order_average,
                    "prior": None if sim.prior is None else sim.prior.name}
         _write_json(out / "metrics.json", payload)
@@ -253,8 +261,12 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
           valid: Annotated[Path, typer.Option("--valid", help="Validation file: the "
                                                              "checkpoint is chosen on it.")],
           out: Annotated[Path, typer.Option(help="Run folder (re-run to resume).")],
-          model: ModelOpt = "smollm2-135m-instruct", dtype: DtypeOpt = "float32",
-          chat: ChatOpt = None, template: TemplateOpt = None,
+          model: ModelOpt = "smollm2-135m-instruct", dtype: DtypeOpt = "auto",
+          chat: ChatOpt = None, template: TemplateOpt = None, device: DeviceOpt = "auto",
+          load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
+          gradient_checkpointing: Annotated[bool, typer.Option(
+              "--gradient-checkpointing", help="Recompute activations in backward: less "
+                                               "memory, slower.")] = False,
           method: Annotated[str, typer.Option(help="lora or full")] = "lora",
           lora_r: int = 8, lora_alpha: int = 32, lora_dropout: float = 0.05,
           target_modules: Annotated[str, typer.Option(help="Comma-separated module names, or "
@@ -287,6 +299,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
           as_json: JsonFlag = False):
     """Fine-tune a model so its first-token answer distribution matches the training data."""
     from . import runfolder
+    from .distributed import launched_rank
     from .loaders import load_items
     from .losses import LOSSES
     from .priors import PRIOR_NAMES
@@ -325,14 +338,21 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
         warmup_ratio=warmup_ratio, schedule=schedule, max_grad_norm=max_grad_norm,
         eval_every=eval_every, eval_items=eval_items, checkpoint_every=checkpoint_every,
         seed=seed, precision=precision, prior=prior,
-        heldout_populations=heldout_populations, select_on=select_on, calibrate=calibrate)
+        heldout_populations=heldout_populations, select_on=select_on, calibrate=calibrate,
+        gradient_checkpointing=gradient_checkpointing)
     train_items, valid_items = load_items(train), load_items(valid)
     prompt_template = _template(template)
-    runfolder.check(out, "train")
-    sim = _simulator(model, None, dtype, chat, prompt_template, batch_size)
+    main_process = launched_rank() == 0  # under `accelerate launch` only rank 0 owns --out
+    if main_process:
+        runfolder.check(out, "train")
+    sim = _simulator(model, None, dtype, chat, prompt_template, batch_size, backend="hf",
+                     options=backend_options("hf", device=device, load_in_8bit=load_in_8bit,
+                                             load_in_4bit=load_in_4bit))
     _check_prompts(sim, train_items, valid_items)
-    with runfolder.claim(out, "train"):
+    with runfolder.claim(out, "train") if main_process else contextlib.nullcontext():
         result = sim.fit(train_items, valid_items, out, config)
+    if not main_process:
+        return
     summary = {"out": str(out), "adapter": str(out / "adapter"), "best_step": result.best_step,
                "best_valid_loss": result.best_valid_loss, "steps_done": result.steps_done,
                "total_steps": result.total_steps, "stopped_by": result.stopped_by}
@@ -349,8 +369,13 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
             country: Annotated[list[str], typer.Option("--country", help="A population "
                                                        "(repeat).")],
             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
-            dtype: DtypeOpt = "float32", chat: ChatOpt = None, template: TemplateOpt = None,
-            order_average: OrderAverageOpt = False, as_json: JsonFlag = False):
+            dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
+            order_average: OrderAverageOpt = False, backend: BackendOpt = "hf",
+            device: DeviceOpt = "auto", load_in_8bit: Load8Opt = False,
+            load_in_4bit: Load4Opt = False, base_url: BaseUrlOpt = None,
+            tokenizer: TokenizerOpt = None, top_logprobs: TopLogprobsOpt = 20,
+            concurrency: ConcurrencyOpt = 8, missing_letters: MissingOpt = "floor",
+            as_json: JsonFlag = False):
     """Predict the share of each population choosing each option."""
     from .items import Source, make_item
     from .report import distribution_table
@@ -365,7 +390,12 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
         except DataError as exc:
             flag = flags.get(exc.field or "", "--option")
             raise DataError(exc.message, file=flag, field=exc.field) from None
-    sim = _simulator(model, adapter, dtype, chat, _template(template), 8, order_average)
+    options = backend_options(backend, device=device, load_in_8bit=load_in_8bit,
+                               load_in_4bit=load_in_4bit, base_url=base_url,
+                               tokenizer=tokenizer, top_logprobs=top_logprobs,
+                               concurrency=concurrency, missing=missing_letters)
+    sim = _simulator(model, adapter, dtype, chat, _template(template), 8, order_average,
+                     backend, options)
     _check_prompts(sim, items)
     table = sim.predict_question(question, option, country)
     if as_json:
@@ -384,7 +414,13 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
               method: Annotated[str, typer.Option(
                   help="How to fine-tune: anchored (prior-anchored, calibrated; the default) "
                        "or paper (the paper's method as this study ran it before).")]
-              = "anchored"):
+              = "anchored",
+              backend: Annotated[str, typer.Option(
+                  help="Engine for the zero-shot scores: hf or openai (training and the "
+                       "fine-tuned scores always run on hf).")] = "hf",
+              device: DeviceOpt = "auto", base_url: BaseUrlOpt = None,
+              tokenizer: TokenizerOpt = None, top_logprobs: TopLogprobsOpt = 20,
+              concurrency: ConcurrencyOpt = 8):
     """Run the whole study: baselines, zero-shot, LoRA fine-tuning, evaluation, report."""
     from rich.console import Console
 
@@ -398,6 +434,8 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
     _flag("--budget", budget, choices=tuple(BUDGETS))
     _flag("--method", method, choices=tuple(METHODS))
     chosen = with_method(BUDGETS[budget], method)
+    options = backend_options(backend, device=device, base_url=base_url, tokenizer=tokenizer,
+                               top_logprobs=top_logprobs, concurrency=concurrency)
     out = out or Path("runs") / chosen.name
     for name in ("wvs", "goqa"):
         find_data_file(data_dir, name)
@@ -408,7 +446,8 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
         raise ModelError(f"--model: {exc}") from None
     console.print(f"[bold]budget {chosen.name}[/]: {chosen.description}")
     study = Study(out, data_dir, budget=chosen, model=model,
-                  log=lambda m: console.print(f"[bold cyan]{m}[/]"))
+                  log=lambda m: console.print(f"[bold cyan]{m}[/]"), backend=backend,
+                  backend_options=options)
     with runfolder.claim(out, "reproduce"):
         results = study.run()
     results_table([r for r in results["results"] if r["method"] != "ceiling"])

@@ -23,6 +23,8 @@ EMBEDDED_MODELS = {
 }
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPE_CHOICES = ("auto", *DTYPES)
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class ModelError(RuntimeError):
@@ -142,25 +144,100 @@ def context_length(model: Any, tokenizer: Any | None = None) -> int | None:
     return min(limits) if limits else None
 
 
-def load_model(name_or_path: str = DEFAULT_MODEL, *, dtype: str = "float32",
-               trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """Load a causal LM and its tokenizer (safetensors only, no remote code unless asked)."""
-    if dtype not in DTYPES:
-        raise ModelError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+def resolve_device(device: str = "auto") -> str:
+    """``auto``: the GPU when there is one (CUDA, else Apple MPS), else the CPU; a named GPU
+    that is not there is refused with one line."""
+    if device not in DEVICES:
+        raise ModelError(f"--device: unknown device {device!r}; choose one of "
+                         f"{', '.join(DEVICES)}")
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: no CUDA GPU is visible to torch on this machine")
+    if device == "mps" and not has_mps:
+        raise ModelError("--device mps: Apple's MPS backend is not available on this machine")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto``: bfloat16 on a GPU that supports it, float32 on the CPU (exact scoring)."""
+    if dtype not in DTYPE_CHOICES:
+        raise ModelError(f"--dtype: unknown dtype {dtype!r}; choose one of "
+                         f"{', '.join(DTYPE_CHOICES)}")
+    if dtype != "auto":
+        return dtype
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float32"
+
+
+def quantization_config(device: str, *, load_in_8bit: bool = False,
+                        load_in_4bit: bool = False) -> Any:
+    """A bitsandbytes config for a 8- or 4-bit frozen base (LoRA on top), or None; refused
+    with one line where it cannot work: not on CUDA, or bitsandbytes is not installed."""
+    if not (load_in_8bit or load_in_4bit):
+        return None
+    flag = "--load-in-8bit" if load_in_8bit else "--load-in-4bit"
+    if load_in_8bit and load_in_4bit:
+        raise ModelError("--load-in-8bit and --load-in-4bit exclude each other")
+    if device != "cuda":
+        raise ModelError(f"{flag} needs a CUDA GPU (bitsandbytes); the device is {device}")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError(f"{flag} needs bitsandbytes: pip install bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    if load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "cpu",
+               trust_remote_code: bool = False, load_in_8bit: bool = False,
+               load_in_4bit: bool = False) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer (safetensors only, no remote code unless asked) on
+    ``device`` (see :func:`resolve_device`) in ``dtype`` (see :func:`resolve_dtype`)."""
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    quantization = quantization_config(device, load_in_8bit=load_in_8bit,
+                                       load_in_4bit=load_in_4bit)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(name_or_path)
+    extra: dict[str, Any] = {}
+    if quantization is not None:
+        extra = {"quantization_config": quantization, "device_map": {"": 0}}
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per launched process
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        if quantization is not None:
+            extra["device_map"] = {"": int(os.environ["LOCAL_RANK"])}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=DTYPES[dtype], use_safetensors=True,
-            trust_remote_code=trust_remote_code)
+            trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {_one_line(exc)}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if quantization is None and device != "cpu":
+        model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False) -> Any:
+    """Only the tokenizer of a model (for backends that score on a server)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load the tokenizer of {name_or_path!r}: "
+                         f"{_one_line(exc)}") from None
 
 
 def letter_token_ids(tokenizer: Any, n_letters: int = len(LETTERS),
@@ -195,7 +272,9 @@ class LoadedModel:
 
     @classmethod
     def load(cls, name_or_path: str = DEFAULT_MODEL, *, dtype: str = "float32",
-             trust_remote_code: bool = False) -> LoadedModel:
-        model, tokenizer = load_model(name_or_path, dtype=dtype,
-                                      trust_remote_code=trust_remote_code)
+             device: str = "cpu", trust_remote_code: bool = False,
+             load_in_8bit: bool = False, load_in_4bit: bool = False) -> LoadedModel:
+        model, tokenizer = load_model(name_or_path, dtype=dtype, device=device,
+                                      trust_remote_code=trust_remote_code,
+                                      load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit)
         return cls(model, tokenizer, letter_token_ids(tokenizer), name_or_path)

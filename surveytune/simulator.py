@@ -1,5 +1,10 @@
 """The Python API: a :class:`Simulator` loads a model, predicts answer distributions,
-fine-tunes and evaluates. The CLI only parses arguments and calls this."""
+fine-tunes and evaluates. The CLI only parses arguments and calls this.
+
+The scoring itself goes through a backend (:mod:`surveytune.backend`): ``hf`` (local
+transformers, the default; the only one that trains) or ``openai`` (an OpenAI-compatible
+server). The simulator renders the prompts, applies priors and order averaging, and writes
+the same records whatever the backend."""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from .adapters import AdapterMeta, load_adapter, load_calibration, load_prior
+from .adapters import AdapterMeta, load_calibration, load_prior
+from .backend import Backend, load_backend
 from .calibration import Calibration
+from .hf_backend import HFBackend
 from .items import SurveyItem, make_item
 from .metrics import metrics_table, result_rows
 from .models import DEFAULT_MODEL, LoadedModel, ModelError
@@ -19,7 +26,7 @@ from .ordering import order_averaged, reversed_item
 from .priors import Prior, calibration_groups
 from .prompts import PromptTemplate, build_prompt
 from .records import PredictionRecord, write_predictions
-from .scoring import Prediction, encode, score_token_ids
+from .scoring import Prediction
 from .training import TrainConfig, TrainResult, train
 
 
@@ -46,17 +53,16 @@ class Simulator:
     ...                      ["Egypt", "Sweden"])     # a table of shares per country
     """
 
-    def __init__(self, loaded: LoadedModel, *, chat: bool | None = None,
+    def __init__(self, loaded: LoadedModel | Backend, *, chat: bool | None = None,
                  template: PromptTemplate | None = None, batch_size: int = 8,
                  adapter: str | None = None, prior: Prior | None = None,
                  order_average: bool = False, calibration: Calibration | None = None) -> None:
-        self.model = loaded.model
-        self.tokenizer = loaded.tokenizer
-        self.letter_ids = loaded.letter_ids
-        self.model_name = loaded.name
+        self.backend: Backend = (HFBackend(loaded, batch_size=batch_size)
+                                 if isinstance(loaded, LoadedModel) else loaded)
+        self.model_name = self.backend.model_name
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         if chat and not has_template:
-            raise ModelError(f"{loaded.name} has no chat template; use plain prompts")
+            raise ModelError(f"{self.model_name} has no chat template; use plain prompts")
         # The paper wraps prompts in the chat template for instruct models: do so by default
         # whenever the tokenizer has one.
         self.chat = has_template if chat is None else chat
@@ -71,28 +77,64 @@ class Simulator:
         # read from the adapter; surveytune.calibration).
         self.calibration = calibration
 
+    @property
+    def tokenizer(self) -> Any:
+        """The local tokenizer (renders chat prompts; every backend has one)."""
+        return self.backend.tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The transformers model of the ``hf`` backend."""
+        return self._hf("the transformers model").model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._hf("the transformers model").model = value
+
+    @property
+    def letter_ids(self) -> list[int]:
+        return self._hf("letter token ids").letter_ids
+
+    def _hf(self, what: str) -> HFBackend:
+        if not isinstance(self.backend, HFBackend):
+            raise ModelError(f"{what} and training need the hf backend; this simulator scores "
+                             f"with the {self.backend.name!r} backend")
+        return self.backend
+
     @classmethod
     def load(cls, model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
-             dtype: str = "float32", chat: bool | None = None,
+             dtype: str = "auto", chat: bool | None = None,
              template: PromptTemplate | None = None, batch_size: int = 8,
-             trust_remote_code: bool = False, order_average: bool = False) -> Simulator:
+             trust_remote_code: bool = False, order_average: bool = False,
+             backend: str = "hf", **backend_options: Any) -> Simulator:
         """Load a model by name or path, optionally with trained weights from ``adapter``
         (a folder written by :meth:`fit`; refused with :class:`ModelError` when it was
         trained on another base model or does not fit this one). ``order_average`` averages
-        every prediction with the one for the reversed option order (twice the work)."""
-        prior = calibration = None
+        every prediction with the one for the reversed option order (twice the work).
+
+        ``backend`` picks the scoring engine (:mod:`surveytune.backend`); its own options
+        (``device``, ``load_in_8bit`` for hf; ``base_url``, ``tokenizer`` for openai) pass
+        through. With ``openai`` the server must serve the adapter's weights under ``model``
+        (e.g. vLLM's ``--lora-modules``): ``adapter`` is then read for its record only
+        (chat, template and the prior, applied here on the client)."""
+        prior, meta, calibration = None, None, None
         if adapter is not None:
-            loaded, meta = load_adapter(model, adapter, dtype=dtype,
-                                        trust_remote_code=trust_remote_code)
+            meta = AdapterMeta.read(Path(adapter))
             if chat is None:
                 chat = meta.chat
             if template is None and meta.template:
                 template = PromptTemplate(**meta.template)
             prior = load_prior(adapter, meta)
             calibration = load_calibration(adapter, meta)
-        else:
-            loaded = LoadedModel.load(model, dtype=dtype, trust_remote_code=trust_remote_code)
-        return cls(loaded, chat=chat, template=template, batch_size=batch_size,
+        options = dict(backend_options, batch_size=batch_size,
+                       trust_remote_code=trust_remote_code)
+        if backend == "hf":
+            options.update(adapter=adapter, dtype=dtype)
+        elif dtype not in ("auto", "float32"):
+            raise ModelError(f"--dtype {dtype} applies to the hf backend only; the server "
+                             "decides its own precision")
+        engine = load_backend(backend, model, **options)
+        return cls(engine, chat=chat, template=template, batch_size=batch_size,
                    adapter=None if adapter is None else str(adapter), prior=prior,
                    order_average=order_average, calibration=calibration)
 
@@ -138,11 +180,10 @@ class Simulator:
                desc: str) -> list[Prediction]:
         """The backend's predictions, anchored on the priors; with a calibration, the model's
         own distributions combined with the priors at the calibrated scales."""
-        token_ids = encode(self.tokenizer, self.prompts(items), chat=self.chat)
-        predictions = score_token_ids(
-            self.model, token_ids, [i.n_options for i in items], self.letter_ids,
-            self.tokenizer.pad_token_id, batch_size=self.batch_size, progress=progress,
-            desc=desc, log_priors=None if self.calibration is not None else log_priors)
+        predictions = self.backend.score(
+            self.prompts(items), [i.n_options for i in items], chat=self.chat,
+            log_priors=None if self.calibration is not None else log_priors, progress=progress,
+            desc=desc)
         if self.calibration is None:
             return predictions
         calibrated = self.calibration.apply([p.distribution for p in predictions], log_priors,
@@ -191,6 +232,7 @@ class Simulator:
         ``out_dir/adapter``; resumes if ``out_dir`` holds an interrupted run of the same
         config and data. Afterwards this simulator predicts with the chosen weights."""
         config = config or TrainConfig()
+        self._hf("fine-tuning (fit)")
         extra = {"base_model": self.model_name, "chat": self.chat,
                  "template": None if self.template is None else self.template.to_dict()}
         self.model, result = train(self.model, self.tokenizer, self.letter_ids, train_items,

@@ -190,7 +190,8 @@ class Study:
 
     def __init__(self, out_dir: str | os.PathLike, data_dir: str | os.PathLike,
                  budget: str | Budget = "quick", model: str = DEFAULT_MODEL,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, backend: str = "hf",
+                 backend_options: dict[str, Any] | None = None) -> None:
         if isinstance(budget, str) and budget not in BUDGETS:
             raise DataError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
         self.out = Path(out_dir)
@@ -198,6 +199,10 @@ class Study:
         self.budget = BUDGETS[budget] if isinstance(budget, str) else budget
         self.model = model
         self.log = log
+        # Zero-shot scoring goes through ``backend``; training and the fine-tuned adapter
+        # (a local folder) always use the hf backend (with backend_options when it is hf).
+        self.backend = backend
+        self.backend_options = dict(backend_options or {})
         self._simulator = None
         self._splits: dict[str, list[SurveyItem]] = {}
 
@@ -265,9 +270,13 @@ class Study:
         BaselineResults(rows).write(self.out)
         return rows
 
-    def _simulator_for(self, adapter: Path | None) -> Simulator:
-        if self._simulator is None or self._simulator.adapter != (adapter and str(adapter)):
-            self._simulator = Simulator.load(self.model, adapter=adapter)
+    def _simulator_for(self, adapter: Path | None, *, training: bool = False) -> Simulator:
+        backend = "hf" if training or adapter is not None else self.backend
+        if (self._simulator is None or self._simulator.adapter != (adapter and str(adapter))
+                or self._simulator.backend.name != backend):
+            options = self.backend_options if backend == self.backend else {}
+            self._simulator = Simulator.load(self.model, adapter=adapter, backend=backend,
+                                             **options)
         return self._simulator
 
     def _score(self, method: str, evaluated, adapter: Path | None) -> None:
@@ -316,7 +325,7 @@ class Study:
         adapter = train_dir / "adapter"
         if (train_dir / "training.json").exists() and TrainingRecord.read(train_dir).finished:
             return adapter
-        sim = self._simulator_for(None)
+        sim = self._simulator_for(None, training=True)
         self._simulator = None  # fitting changes the model in place
         sim.fit(splits["train"], splits["valid"], self.out / "train", self.budget.train)
         return adapter

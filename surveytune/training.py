@@ -35,12 +35,13 @@ from .adapters import (
     save_checkpoint,
     update_adapter_meta,
 )
-from .calibration import fit_calibration
+from .batches import epoch_order as epoch_order  # re-exported
+from .batches import step_items
+from .distributed import Group
 from .items import SurveyItem
-from .losses import LOSSES, padded_targets, scale_mask
+from .losses import LOSSES, padded_targets
 from .memory import frozen_weights_cast, lean_lora_dropout, return_freed_memory
-from .metrics import METRIC_NAMES, metrics_table, summarize
-from .priors import PRIOR_NAMES, Prior, calibration_groups, make_prior
+from .priors import PRIOR_NAMES, Prior, make_prior
 from .records import TrainingRecord
 from .scoring import (
     SharedPrefix,
@@ -48,9 +49,9 @@ from .scoring import (
     last_position_logits,
     letter_log_probs,
     padded_log_priors,
-    score_token_ids,
 )
 from .splits import carve_populations
+from .validation import Batchable, fit_on_validation, validate
 
 SCHEDULES = ("cosine", "linear", "constant")
 SELECT_ON = ("valid", "heldout", "mean")
@@ -94,6 +95,9 @@ class TrainConfig:
     # After training, fit how much of the model to add to the prior (surveytune.calibration),
     # on the validation items: one scale for seen questions, one for unseen ones.
     calibrate: bool = False
+    # Recompute activations in backward instead of keeping them (less memory, ~30% slower);
+    # the prompt start is then run per row (a KV cache cannot be checkpointed).
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         self.target_modules = tuple(self.target_modules)
@@ -130,28 +134,6 @@ def data_fingerprint(items: Sequence[SurveyItem]) -> str:
 
 
 @dataclass
-class Batchable:
-    """Pre-tokenised prompts with their targets."""
-
-    token_ids: list[list[int]]
-    distributions: list[tuple[float, ...]]
-    # Each item's SurveyItem.scale_positions (the emd loss's ordered scale); None: all options.
-    scale_positions: list[tuple[int, ...] | None] | None = None
-
-    def scale(self, idx: Sequence[int], width: int) -> torch.Tensor | None:
-        """The emd loss's ``scale`` mask for items ``idx`` (None when none is restricted)."""
-        if self.scale_positions is None:
-            return None
-        return scale_mask([self.scale_positions[i] for i in idx],
-                          [self.n_options[i] for i in idx], width)
-    log_priors: list[np.ndarray] | None = None
-
-    @property
-    def n_options(self) -> list[int]:
-        return [len(d) for d in self.distributions]
-
-
-@dataclass
 class TrainResult:
     out_dir: Path
     best_step: int
@@ -167,6 +149,8 @@ def wrap_for_training(model: Any, config: TrainConfig) -> Any:
     if config.method == "full":
         for param in model.parameters():
             param.requires_grad_(True)
+        if config.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         return model
     from peft import LoraConfig, get_peft_model
 
@@ -176,39 +160,23 @@ def wrap_for_training(model: Any, config: TrainConfig) -> Any:
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets,
                       task_type="CAUSAL_LM")
+    if getattr(model, "is_loaded_in_8bit", False) or getattr(model, "is_loaded_in_4bit", False):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing)
     model = get_peft_model(model, lora)
     lean_lora_dropout(model)  # same numbers, a quarter of the dropout's saved memory
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     return model
 
 
-def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[int]:
-    """The item order of one epoch, a pure function of (lengths, seed, epoch) so that a
-    resumed run sees the same batches. Items are shuffled, grouped into windows of 64
-    batches, sorted by length inside a window (less padding), and the batches shuffled."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    window = batch_size * 64
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    shuffled = torch.randperm(len(batches), generator=generator).tolist()
-    return [i for b in shuffled for i in batches[b]]
-
-
-def step_items(step: int, lengths: Sequence[int], batch_size: int, per_step: int, seed: int,
-               _cache: dict[tuple, list[int]] | None = None) -> list[int]:
-    """Indices of the items that optimizer step ``step`` trains on (epochs wrap around)."""
-    cache = {} if _cache is None else _cache
-    out = []
-    for pos in range(step * per_step, (step + 1) * per_step):
-        epoch, offset = divmod(pos, len(lengths))
-        key = (seed, epoch)
-        if key not in cache:
-            cache.clear()
-            cache[key] = epoch_order(lengths, batch_size, seed, epoch)
-        out.append(cache[key][offset])
-    return out
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Non-reentrant activation checkpointing (works with frozen inputs, e.g. under LoRA)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "config"):
+        model.config.use_cache = False
 
 
 def batch_loss(model: Any, batch: Batchable, idx: Sequence[int], letter_ids: torch.Tensor,
@@ -229,24 +197,6 @@ def batch_loss(model: Any, batch: Batchable, idx: Sequence[int], letter_ids: tor
     targets = padded_targets([batch.distributions[i] for i in idx], max(n_options))
     return LOSSES[loss_name](targets.to(log_probs.device), log_probs,
                              batch.scale(idx, max(n_options)))
-
-
-def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_ids: list[int],
-             pad_id: int, config: TrainConfig, name: str = "valid") -> dict[str, float]:
-    """Validation loss (the training loss on these items) and the metrics of the data layer,
-    as ``{name}_loss`` and ``{name}_{metric}``."""
-    predictions = score_token_ids(model, valid.token_ids, valid.n_options, letter_ids, pad_id,
-                                  batch_size=config.batch_size, desc=f"validating ({name})",
-                                  log_priors=valid.log_priors)
-    dists = [p.distribution for p in predictions]
-    width = max(valid.n_options)
-    log_pred = torch.full((len(dists), width), float("-inf"))
-    for row, dist in enumerate(dists):
-        log_pred[row, : len(dist)] = torch.as_tensor(np.log(np.clip(dist, 1e-30, None)))
-    loss = float(LOSSES[config.loss](padded_targets(valid.distributions, width), log_pred,
-                                     valid.scale(range(len(dists)), width)))
-    summary = summarize(metrics_table(items, dists)).iloc[0]
-    return {f"{name}_loss": loss, **{f"{name}_{m}": float(summary[m]) for m in METRIC_NAMES}}
 
 
 @dataclass
@@ -271,6 +221,7 @@ class _Run:
     state: dict[str, Any]           # what a checkpoint saves: step, history, best, ...
     save_extra: dict[str, Any]
     progress: bool
+    group: Group = field(default_factory=Group)
 
 
 def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
@@ -343,7 +294,11 @@ def _resume(run: _Run) -> None:
     if checkpoint is None:
         return
     saved = checkpoint_state(checkpoint)
-    if saved["fingerprint"] != run.fingerprint or saved["config"] != run.state["config"]:
+    # Options added since the checkpoint was written count as their defaults.
+    defaults = json.loads(json.dumps(asdict(TrainConfig())))
+    saved_config = {**{k: v for k, v in defaults.items() if k not in saved["config"]},
+                    **saved["config"]}
+    if saved["fingerprint"] != run.fingerprint or saved_config != run.state["config"]:
         raise ValueError(
             f"{run.out} holds a run with another configuration or other data; "
             "use a new output folder (or delete it to start over)")
@@ -365,12 +320,15 @@ def _train_step(run: _Run, step: int, lengths: Sequence[int],
     total = 0.0
     for start in range(0, per_step, config.batch_size):
         bf16 = config.precision == "bf16-autocast"
+        mine = run.group.shard(idx[start:start + config.batch_size])  # all of it in one process
         with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16), \
                 frozen_weights_cast(model, torch.bfloat16 if bf16 else None):
-            loss = batch_loss(model, run.train_data, idx[start:start + config.batch_size],
-                              run.letters, run.pad_id, config.loss) / config.grad_accum
+            loss = batch_loss(model, run.train_data, mine, run.letters, run.pad_id, config.loss,
+                              share_prefix=not config.gradient_checkpointing) / config.grad_accum
         loss.backward()
         total += loss.item()
+    run.group.average_gradients(run.params)  # several processes: the global batch's gradient
+    total = run.group.average(total)
     if config.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
     run.optimizer.step()
@@ -392,9 +350,11 @@ def _validate_and_keep(run: _Run, step: int) -> None:
     state["history"].append(record)
     if state["best_valid_loss"] is None or record["selection_loss"] < state["best_valid_loss"]:
         state["best_valid_loss"], state["best_step"] = record["selection_loss"], step
-        save_adapter(run.model, run.tokenizer, run.out / "adapter", {
-            **run.save_extra, "train_config": asdict(run.config), "step": step,
-            "valid": record, "fingerprint": run.fingerprint}, prior=run.prior)
+        if run.group.main:
+            save_adapter(run.model, run.tokenizer, run.out / "adapter", {
+                **run.save_extra, "train_config": asdict(run.config), "step": step,
+                "valid": record, "fingerprint": run.fingerprint}, prior=run.prior)
+        run.group.barrier()
     if run.progress:
         scores = ", ".join(f"{name} loss {record[name + '_loss']:.4f} 1-jsd "
                            f"{record[name + '_1-jsd']:.4f}" for name in run.valid_sets)
@@ -403,42 +363,34 @@ def _validate_and_keep(run: _Run, step: int) -> None:
 
 def _checkpoint(run: _Run, started: float) -> None:
     run.state["elapsed_s"] = time.monotonic() - started
-    save_checkpoint(run.out / "checkpoint", run.model, run.optimizer, run.state)
-
-
-def _calibrate(run: _Run) -> None:
-    """Fit the calibration on the validation sets with the kept weights; record it in the
-    adapter's ``surveytune.json``."""
-    model, dists, priors, groups = [], [], [], []
-    for data, items in run.valid_sets.values():
-        predictions = score_token_ids(run.model, data.token_ids, data.n_options,
-                                      run.letter_ids, run.pad_id,
-                                      batch_size=run.config.batch_size, desc="calibrating",
-                                      progress=run.progress)
-        model += [p.distribution for p in predictions]
-        dists += [i.distribution for i in items]
-        priors += data.log_priors if data.log_priors is not None else [None] * len(items)
-        groups += calibration_groups(items, run.prior)
-    calibration = fit_calibration(model, None if run.prior is None else priors, dists, groups)
-    update_adapter_meta(run.out / "adapter", calibration=calibration.to_dict())
-    if run.progress:
-        tqdm.write(f"calibration: scales {calibration.scales} fitted on "
-                   f"{calibration.fitted_on} validation items")
+    if run.group.main:
+        save_checkpoint(run.out / "checkpoint", run.model, run.optimizer, run.state)
+    run.group.barrier()
 
 
 def _finish(run: _Run, stopped_by: str) -> TrainResult:
     """Write ``training.json`` and load the kept (best) weights into the model."""
     state = run.state
-    TrainingRecord(
-        config=asdict(run.config), fingerprint=run.fingerprint, steps_done=state["step"],
-        total_steps=run.total_steps, stopped_by=stopped_by, best_step=state["best_step"],
-        best_valid_loss=state["best_valid_loss"], elapsed_s=state["elapsed_s"],
-        history=state["history"], train_loss=state.get("train_loss", []),
-        extra=run.save_extra).write(run.out)
+    if run.group.main:
+        TrainingRecord(
+            config=asdict(run.config), fingerprint=run.fingerprint, steps_done=state["step"],
+            total_steps=run.total_steps, stopped_by=stopped_by, best_step=state["best_step"],
+            best_valid_loss=state["best_valid_loss"], elapsed_s=state["elapsed_s"],
+            history=state["history"], train_loss=state.get("train_loss", []),
+            extra=run.save_extra).write(run.out)
+    run.group.barrier()
     load_adapter_weights(run.model, run.out / "adapter")
     run.model.eval()
     if run.config.calibrate:
-        _calibrate(run)
+        calibration = fit_on_validation(run.model, run.valid_sets, run.letter_ids, run.pad_id,
+                                        run.config.batch_size, run.prior,
+                                        progress=run.progress and run.group.main)
+        if run.group.main:
+            update_adapter_meta(run.out / "adapter", calibration=calibration.to_dict())
+            if run.progress:
+                tqdm.write(f"calibration: scales {calibration.scales} fitted on "
+                           f"{calibration.fitted_on} validation items")
+        run.group.barrier()
     return TrainResult(run.out, state["best_step"], state["best_valid_loss"], state["step"],
                        run.total_steps, stopped_by, state["history"])
 
@@ -456,10 +408,17 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
     ``adapter/`` (best weights + ``surveytune.json``), ``checkpoint/`` (resume state) and
     ``training.json`` (:class:`~surveytune.records.TrainingRecord`).
     """
+    # One process, or those of `accelerate launch` (distributed.py); joining first means no
+    # process touches out_dir before the main one has claimed it.
+    group = Group.start()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if config.batch_size % group.size:
+        raise ValueError(f"--batch-size {config.batch_size} is not a multiple of the "
+                         f"{group.size} processes")
     run = _setup(model, tokenizer, letter_ids, train_items, valid_items, prompts, config, out,
-                 save_extra, progress, chat)
+                 save_extra, progress and group.main, chat)
+    run.group = group
     state, total_steps = run.state, run.total_steps
     lengths = [len(t) for t in run.train_data.token_ids]
     order_cache: dict[tuple, list[int]] = {}
@@ -470,10 +429,11 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
         _validate_and_keep(run, 0)
     run.model.train()
     bar = tqdm(total=total_steps, initial=state["step"], desc="training", unit="step",
-               disable=not progress)
+               disable=not run.progress)
     while state["step"] < total_steps:
         step = state["step"]
-        if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
+        if run.group.any(config.max_minutes is not None
+                         and time.monotonic() - started > 60 * config.max_minutes):
             stopped_by = "max_minutes"
             break
         total = _train_step(run, step, lengths, order_cache)
@@ -494,5 +454,7 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
         state["elapsed_s"] = time.monotonic() - started
         if not any(r["step"] == state["step"] for r in state["history"]):
             _validate_and_keep(run, state["step"])
-        save_checkpoint(out / "checkpoint", run.model, run.optimizer, state)
+        if run.group.main:
+            save_checkpoint(out / "checkpoint", run.model, run.optimizer, state)
+        run.group.barrier()
     return run.model, _finish(run, stopped_by)

@@ -5,12 +5,13 @@ functions, goes to the module's own layer or a lower one, and no imports form a 
               paper, runfolder, calibration,
               regions, ordering, priors
     prompts   prompts
-    backends  models, scoring
-    training  training, adapters, memory
+    backends  models, scoring, backend (the scoring interface and registry), openai_backend
+    training  training, validation, adapters, memory, batches, distributed
+    engines   hf_backend (loads adapters, so it sits above training's adapter files)
     simulator simulator
     report    report, report_sections, report_html, charts, tables
     study     study
-    cli       cli, __main__, __init__ (the public API re-exports)
+    cli       cli, cli_options, __main__, __init__ (the public API re-exports)
 
 The report sits under the study: ``Study.run`` writes ``results.md`` and ``report.html``, and
 the report reads the run folder through ``records`` only, never the study.
@@ -28,12 +29,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "losses", "records", "paper", "runfolder", "regions", "ordering", "priors",
               "calibration")),
     ("prompts", ("prompts",)),
-    ("backends", ("models", "scoring")),
-    ("training", ("training", "adapters", "memory")),
+    ("backends", ("models", "scoring", "backend", "openai_backend")),
+    ("training", ("training", "validation", "adapters", "memory", "batches", "distributed")),
+    ("engines", ("hf_backend",)),
     ("simulator", ("simulator",)),
     ("report", ("report", "report_sections", "report_html", "charts", "tables")),
     ("study", ("study",)),
-    ("cli", ("cli", "__main__", "__init__")),
+    ("cli", ("cli", "cli_options", "__main__", "__init__")),
 )
 LAYER_OF = {module: number for number, (_, modules) in enumerate(LAYERS) for module in modules}
 

@@ -1,0 +1,40 @@
+"""Which items each optimizer step trains on: a pure function of the data's lengths, the seed
+and the step, so that a resumed (or multi-process) run sees the same batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["epoch_order", "step_items"]
+
+
+def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[int]:
+    """The item order of one epoch, a pure function of (lengths, seed, epoch) so that a
+    resumed run sees the same batches. Items are shuffled, grouped into windows of 64
+    batches, sorted by length inside a window (less padding), and the batches shuffled."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    window = batch_size * 64
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [i for b in shuffled for i in batches[b]]
+
+
+def step_items(step: int, lengths: Sequence[int], batch_size: int, per_step: int, seed: int,
+               _cache: dict[tuple, list[int]] | None = None) -> list[int]:
+    """Indices of the items that optimizer step ``step`` trains on (epochs wrap around)."""
+    cache = {} if _cache is None else _cache
+    out = []
+    for pos in range(step * per_step, (step + 1) * per_step):
+        epoch, offset = divmod(pos, len(lengths))
+        key = (seed, epoch)
+        if key not in cache:
+            cache.clear()
+            cache[key] = epoch_order(lengths, batch_size, seed, epoch)
+        out.append(cache[key][offset])
+    return out

@@ -1,0 +1,77 @@
+"""Command-line options shared by several commands (scoring backends, devices) and the check
+that refuses a flag's value naming the flag."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Optional
+
+import typer
+
+from .items import DataError
+
+BackendOpt = Annotated[str, typer.Option(help="Scoring engine: hf (local transformers) or "
+                                              "openai (an OpenAI-compatible server).")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option(
+    help="openai backend: the server's URL, e.g. http://127.0.0.1:8000/v1 (default "
+         "$SURVEYTUNE_BASE_URL). The API key is read from $SURVEYTUNE_API_KEY or "
+         "$OPENAI_API_KEY.")]
+TokenizerOpt = Annotated[Optional[str], typer.Option(
+    help="openai backend: Hugging Face name or folder whose tokenizer renders the prompts "
+         "(default: --model).")]
+TopLogprobsOpt = Annotated[int, typer.Option(help="openai backend: logprobs requested per "
+                                                  "prompt (letters outside get a floor).")]
+ConcurrencyOpt = Annotated[int, typer.Option(help="openai backend: requests in flight.")]
+MissingOpt = Annotated[str, typer.Option(
+    "--missing-letters", help="openai backend: floor (default; warns) or error for letters "
+                              "absent from the top logprobs.")]
+DeviceOpt = Annotated[str, typer.Option(help="hf backend: auto (a GPU when there is one), "
+                                             "cpu, cuda or mps.")]
+Load8Opt = Annotated[bool, typer.Option("--load-in-8bit", help="hf backend on CUDA: an 8-bit "
+                                                              "base model (bitsandbytes).")]
+Load4Opt = Annotated[bool, typer.Option("--load-in-4bit", help="hf backend on CUDA: a 4-bit "
+                                                              "base model (bitsandbytes).")]
+ChatOpt = Annotated[Optional[bool], typer.Option(
+    "--chat/--no-chat", help="Wrap prompts in the chat template (default: if the model has one).")]
+
+def backend_options(backend: str, *, device: str = "auto", load_in_8bit: bool = False,
+                     load_in_4bit: bool = False, base_url: str | None = None,
+                     tokenizer: str | None = None, top_logprobs: int = 20,
+                     concurrency: int = 8, missing: str = "floor") -> dict:
+    """The options of the chosen backend; a flag of the other backend is refused."""
+    from .backend import BACKENDS
+
+    if backend not in BACKENDS:
+        raise DataError(f"must be one of {', '.join(BACKENDS)}, got {backend!r}", file="--backend")
+    hf = {"device": device, "load_in_8bit": load_in_8bit, "load_in_4bit": load_in_4bit}
+    server = {"base_url": base_url, "tokenizer": tokenizer, "top_logprobs": top_logprobs,
+              "concurrency": concurrency, "missing": missing}
+    defaults = {"device": "auto", "load_in_8bit": False, "load_in_4bit": False,
+                "base_url": None, "tokenizer": None, "top_logprobs": 20, "concurrency": 8,
+                "missing": "floor"}
+    mine, other = (hf, server) if backend == "hf" else (server, hf)
+    for name, value in other.items():
+        if value != defaults[name]:
+            flag = "--" + name.replace("_", "-").replace("missing", "missing-letters")
+            raise DataError(f"applies to another backend than {backend!r}", file=flag)
+    return mine
+
+
+def check_flag(flag: str, value, *, minimum: float | None = None, above: float | None = None,
+          below: float | None = None, maximum: float | None = None, optional: bool = False,
+          choices: tuple[str, ...] | None = None) -> None:
+    """Refuse a flag's value outside its range (or ``choices``), naming the flag."""
+    if value is None and optional:
+        return
+    if choices is not None:
+        if value not in choices:
+            raise DataError(f"must be one of {', '.join(choices)}, got {value!r}", file=flag)
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DataError(f"must be a finite number, got {value}", file=flag)
+    for bound, bad, word in ((minimum, lambda b: value < b, "at least"),
+                             (above, lambda b: value <= b, "more than"),
+                             (below, lambda b: value >= b, "less than"),
+                             (maximum, lambda b: value > b, "at most")):
+        if bound is not None and bad(bound):
+            raise DataError(f"must be {word} {bound:g}, got {value:g}", file=flag)

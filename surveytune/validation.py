@@ -1,0 +1,77 @@
+"""Validation during training: pre-tokenised items with their targets and priors, the
+validation loss and metrics, and the calibration fit on the validation sets with the kept
+weights (:mod:`surveytune.calibration`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .calibration import Calibration, fit_calibration
+from .items import SurveyItem
+from .losses import LOSSES, padded_targets, scale_mask
+from .metrics import METRIC_NAMES, metrics_table, summarize
+from .priors import Prior, calibration_groups
+from .scoring import score_token_ids
+
+
+@dataclass
+class Batchable:
+    """Pre-tokenised prompts with their targets."""
+
+    token_ids: list[list[int]]
+    distributions: list[tuple[float, ...]]
+    # Each item's SurveyItem.scale_positions (the emd loss's ordered scale); None: all options.
+    scale_positions: list[tuple[int, ...] | None] | None = None
+
+    def scale(self, idx: Sequence[int], width: int) -> torch.Tensor | None:
+        """The emd loss's ``scale`` mask for items ``idx`` (None when none is restricted)."""
+        if self.scale_positions is None:
+            return None
+        return scale_mask([self.scale_positions[i] for i in idx],
+                          [self.n_options[i] for i in idx], width)
+    log_priors: list[np.ndarray] | None = None
+
+    @property
+    def n_options(self) -> list[int]:
+        return [len(d) for d in self.distributions]
+
+
+def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_ids: list[int],
+             pad_id: int, config: Any, name: str = "valid") -> dict[str, float]:
+    """Validation loss (the training loss on these items) and the metrics of the data layer,
+    as ``{name}_loss`` and ``{name}_{metric}``. ``config`` is the run's
+    :class:`~surveytune.training.TrainConfig` (its ``loss`` and ``batch_size``)."""
+    predictions = score_token_ids(model, valid.token_ids, valid.n_options, letter_ids, pad_id,
+                                  batch_size=config.batch_size, desc=f"validating ({name})",
+                                  log_priors=valid.log_priors)
+    dists = [p.distribution for p in predictions]
+    width = max(valid.n_options)
+    log_pred = torch.full((len(dists), width), float("-inf"))
+    for row, dist in enumerate(dists):
+        log_pred[row, : len(dist)] = torch.as_tensor(np.log(np.clip(dist, 1e-30, None)))
+    loss = float(LOSSES[config.loss](padded_targets(valid.distributions, width), log_pred,
+                                     valid.scale(range(len(dists)), width)))
+    summary = summarize(metrics_table(items, dists)).iloc[0]
+    return {f"{name}_loss": loss, **{f"{name}_{m}": float(summary[m]) for m in METRIC_NAMES}}
+
+
+def fit_on_validation(model: Any, valid_sets: dict[str, tuple[Batchable, Sequence[SurveyItem]]],
+                      letter_ids: list[int], pad_id: int, batch_size: int,
+                      prior: Prior | None, *, progress: bool = True) -> Calibration:
+    """The calibration of ``model`` fit on every validation set (its own, prior-free
+    distributions against the humans', grouped by seen and unseen questions)."""
+    model_dists, humans, priors, groups = [], [], [], []
+    for data, items in valid_sets.values():
+        predictions = score_token_ids(model, data.token_ids, data.n_options, letter_ids, pad_id,
+                                      batch_size=batch_size, desc="calibrating",
+                                      progress=progress)
+        model_dists += [p.distribution for p in predictions]
+        humans += [i.distribution for i in items]
+        priors += data.log_priors if data.log_priors is not None else [None] * len(items)
+        groups += calibration_groups(items, prior)
+    return fit_calibration(model_dists, None if prior is None else priors, humans, groups)
