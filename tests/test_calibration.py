@@ -35,8 +35,21 @@ def test_fit_picks_the_prior_alone_when_the_model_is_noise():
     priors = [np.log(h) for h in humans]  # a perfect prior
     model = [rng.dirichlet([1, 1, 1]) for _ in range(40)]  # unrelated to the humans
     fitted = fit_calibration(model, priors, humans, ["seen"] * 40)
-    assert fitted.scales == {"seen": 0.0}
+    assert fitted.scales == {"seen": 0.0} and fitted.prior_weights == {"seen": 1.0}
     assert fitted.fitted_on == {"seen": 40, "unseen": 0}
+
+
+def test_fit_drops_a_misleading_prior():
+    rng = np.random.default_rng(2)
+    humans = [rng.dirichlet([4, 4, 4]) for _ in range(40)]
+    model = [h ** 1.0 for h in humans]  # the model knows the answers
+    priors = [np.log(rng.dirichlet([0.3, 0.3, 0.3])) for _ in humans]  # a prior that does not
+    fitted = fit_calibration(model, priors, humans, ["unseen"] * 40)
+    assert fitted.prior_weights == {"unseen": 0.0} and fitted.scales == {"unseen": 1.0}
+    weighted = Calibration({"unseen": 1.0}, prior_weights={"unseen": 0.5}).apply(
+        [[0.6, 0.4]], [np.log([0.2, 0.8])], ["unseen"])[0]
+    expected = np.array([0.6 * 0.2 ** 0.5, 0.4 * 0.8 ** 0.5])
+    np.testing.assert_allclose(weighted, expected / expected.sum())
 
 
 def test_fit_finds_the_temperature_that_undoes_a_sharpened_model():
@@ -72,6 +85,7 @@ def test_calibrated_fit_round_trips_through_the_adapter(tiny_model_dir, tmp_path
     # valid: 4 unseen questions x 6 countries; held out: 2 countries x 10 seen questions
     assert meta["calibration"]["fitted_on"] == {"seen": 20, "unseen": 24}
     assert set(meta["calibration"]["scales"]) == {"seen", "unseen"}
+    assert set(meta["calibration"]["prior_weights"]) == {"seen", "unseen"}
     assert sim.calibration is not None
     assert calibration_groups(valid, sim.prior) == ["unseen"] * len(valid)
     before = sim.predict(valid, progress=False)
