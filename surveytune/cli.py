@@ -376,7 +376,10 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
               = None,
               budget: Annotated[str, typer.Option(help="quick (<10 min), default (one epoch, "
                                                        "<90 min) or full.")] = "quick",
-              data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct"):
+              data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct",
+              study_name: Annotated[str, typer.Option(
+                  "--study", help="wvs (the paper's WVS countries) or gss (SubPOP's GSS 2022 "
+                                  "US subgroups).")] = "wvs"):
     """Run the whole study: baselines, zero-shot, LoRA fine-tuning, evaluation, report."""
     from rich.console import Console
 
@@ -384,20 +387,26 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
     from .loaders import find_data_file
     from .models import ModelError, resolve_model
     from .report import results_table
-    from .study import BUDGETS, Study
+    from .study import STUDIES, STUDY_BUDGETS, Study
 
     console = Console(stderr=True)
-    _flag("--budget", budget, choices=tuple(BUDGETS))
-    out = out or Path("runs") / budget
-    for name in ("wvs", "goqa"):
+    _flag("--study", study_name, choices=STUDIES)
+    budgets = STUDY_BUDGETS[study_name]
+    _flag("--budget", budget, choices=tuple(budgets))
+    out = out or Path("runs") / (budget if study_name == "wvs" else f"{study_name}-{budget}")
+    needed = ["gss"] if study_name == "gss" else ["wvs", "goqa"]
+    if "valid_zh" in budgets[budget].splits:
+        needed.append("paper-valid-zh")
+    for name in needed:
         find_data_file(data_dir, name)
     runfolder.check(out, "reproduce")
     try:
         resolve_model(model)
     except ModelError as exc:
         raise ModelError(f"--model: {exc}") from None
-    console.print(f"[bold]budget {budget}[/]: {BUDGETS[budget].description}")
-    study = Study(out, data_dir, budget=budget, model=model,
+    console.print(f"[bold]study {study_name}, budget {budget}[/]: "
+                  f"{budgets[budget].description}")
+    study = Study(out, data_dir, budget=budget, model=model, study=study_name,
                   log=lambda m: console.print(f"[bold cyan]{m}[/]"))
     with runfolder.claim(out, "reproduce"):
         results = study.run()
