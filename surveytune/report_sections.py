@@ -167,7 +167,7 @@ def splits_table(run: RunResults) -> Tab:
     by_method = scores(run)
     tab = Tab(["split", "holds", "n", *names], [False, False, True] + [True] * len(names))
     for split in splits(run):
-        tab.add([split, split_description(split), n[split],
+        tab.add([split, split_description(split, run.study), n[split],
                  *[fmt(by_method[m].get(split)) for m in names]])
     return tab
 
@@ -266,7 +266,7 @@ def pew_table(run: RunResults) -> Tab | None:
 SUBPOP_SENTENCE = (
     "SubPOP (Suh et al. 2025) reports a Wasserstein distance on OpinionQA (Pew ATP), not on "
     "the GSS: Mistral-7B fine-tuned .096, uniform .178, human bound .031 (METHOD.md §8). Ours "
-    "is defined below on this run's GSS items; set it beside theirs for scale only (another "
+    "is defined above on this run's GSS items; set it beside theirs for scale only (another "
     "survey, other subgroups and questions, a 135M model). Not read from SubPOP's code: our "
     "definition, per their description of an ordinal WD normalised to [0, 1].")
 
@@ -351,6 +351,10 @@ def subsample_sentence(run: RunResults) -> str:
                      "(the same questions in training and every test split; valid whole)")
     if count is not None:
         parts.append(f"scores are on a seeded subsample of {count} items per split")
+    valid_items = run.budget.get("valid_items")
+    if valid_items is not None and run.evaluated.get("valid_zh"):
+        parts.append(f"valid is scored on a seeded sample of whole questions (at least "
+                     f"{valid_items} items), valid_zh on the same items in Chinese")
     if not parts:
         return "Scores are on the full splits."
     sentence = "; ".join(parts)
@@ -391,7 +395,7 @@ def findings(run: RunResults, metric: str = "1-jsd") -> list[str]:
             verdict.append("beats " + ", ".join(beats))
         if below:
             verdict.append("is not above " + ", ".join(below))
-        lines.append(f"{split} ({split_description(split)}): fine-tuned {fmt(value)} "
+        lines.append(f"{split} ({split_description(split, run.study)}): fine-tuned {fmt(value)} "
                      + "; ".join(verdict) + ".")
     return lines
 

@@ -88,8 +88,21 @@ def split_sort_key(name: str) -> tuple[int, str]:
     return (len(SPLIT_ORDER), name)
 
 
-def split_description(name: str) -> str:
-    """What a split holds, for reports ("" for a name we do not know)."""
+GSS_SPLIT_DESCRIPTIONS = {
+    "train": "training subgroups and questions",
+    "valid": "unseen questions, training subgroups (chooses the checkpoint)",
+    "test_questions": "unseen questions, training subgroups",
+    "test_groups": "unseen subgroups, training questions",
+    "test_both": "unseen subgroups and questions",
+}
+"""The GSS study's words for its splits (:func:`gss_splits`), where they differ."""
+
+
+def split_description(name: str, study: str = "wvs") -> str:
+    """What a split holds, for reports ("" for a name we do not know); ``study="gss"``
+    describes the GSS subgroup study's splits."""
+    if study == "gss" and name in GSS_SPLIT_DESCRIPTIONS:
+        return GSS_SPLIT_DESCRIPTIONS[name]
     return SPLIT_DESCRIPTIONS.get(name, "")
 
 _GRID = {

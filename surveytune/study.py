@@ -423,8 +423,12 @@ class Study:
                     wd_rows.append(_wd_row(name, method, items, predicted))
         rows.sort(key=lambda r: (self.budget.splits.index(r.split), method_sort_key(r.method)))
         if self.study == "gss":
-            note = (f"GSS 2022 (SubPOP-Eval), held out: {GSS_HELD_OUT}; held-out subgroups: "
-                    + ", ".join(held_out_groups(self._splits)))
+            held = held_out_groups(self._splits)
+            counts = {name: len({i.question_id for i in self._splits[name]})
+                      for name in ("train", "valid", "test_questions")}
+            note = (f"GSS 2022 (SubPOP-Eval); {len(held)} whole subgroups held out, at most "
+                    f"one per attribute: {', '.join(held)}; questions: {counts['train']} "
+                    f"train, {counts['valid']} valid, {counts['test_questions']} test")
         else:
             note = HAVE_TEST_ROWS
         results = RunResults(
