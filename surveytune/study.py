@@ -253,6 +253,12 @@ class Study:
         budgets = STUDY_BUDGETS[study]
         if isinstance(budget, str) and budget not in budgets:
             raise DataError(f"unknown budget {budget!r}; choose one of {', '.join(budgets)}")
+        chosen = budgets[budget] if isinstance(budget, str) else budget
+        if VALID_ZH in chosen.splits and (
+                "valid" not in chosen.splits
+                or chosen.splits.index("valid") > chosen.splits.index(VALID_ZH)):
+            raise DataError(f"budget {chosen.name!r}: {VALID_ZH} is paired with valid's "
+                            "sample, so valid must come before it in splits")
         self.study = study
         self.out = Path(out_dir)
         self.data_dir = Path(data_dir)

@@ -175,3 +175,12 @@ def test_chinese_valid_is_scored_paired_with_english(tmp_path, tiny_model_dir):
     markdown = (out / "results.md").read_text()
     assert "English vs Chinese prompts on valid" in markdown
     assert "| valid_zh |" in markdown  # the row next to valid in the splits table
+
+
+def test_chinese_valid_needs_valid_first(tmp_path):
+    from surveytune.items import DataError
+
+    alone = Budget("zh-alone", "x", TrainConfig(max_steps=1), None, None,
+                   splits=("valid_zh", "valid"))
+    with pytest.raises(DataError, match="valid must come before"):
+        Study(tmp_path, tmp_path, budget=alone)
