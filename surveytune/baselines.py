@@ -46,10 +46,15 @@ class Baseline:
     description: str
     kind: str  # COMPETITOR or REFERENCE
     fit: Callable[[Sequence[SurveyItem], BaselineOptions], Predictor]
+    population_kinds: tuple[str, ...] = ()  # the populations it applies to; () for any
 
     @property
     def competitor(self) -> bool:
         return self.kind == COMPETITOR
+
+    def applies_to(self, population_kinds: set[str]) -> bool:
+        """Whether it applies to training data of these population kinds."""
+        return not self.population_kinds or bool(population_kinds & set(self.population_kinds))
 
 
 BASELINES: dict[str, Baseline] = {}
@@ -253,11 +258,18 @@ register(Baseline("uniform", "every option equally likely", COMPETITOR,
                   lambda train, options: uniform))
 register(Baseline("country-mean",
                   "per question, the mean distribution of the training countries", COMPETITOR,
-                  lambda train, options: lambda items: country_mean(train, items)))
+                  lambda train, options: lambda items: country_mean(train, items),
+                  population_kinds=("country",)))
+register(Baseline("group-mean",
+                  "per question, the mean distribution of the training subgroups (the "
+                  "country-mean function on subgroups)", COMPETITOR,
+                  lambda train, options: lambda items: country_mean(train, items),
+                  population_kinds=("subgroup",)))
 register(Baseline("region-mean",
                   "per question, the mean of the training countries of the same UN sub-region, "
                   "else continent, else all (own population left out)", COMPETITOR,
-                  lambda train, options: lambda items: region_mean(train, items)))
+                  lambda train, options: lambda items: region_mean(train, items),
+                  population_kinds=("country",)))
 register(Baseline("population-style",
                   "the population's mean answer over the training questions with the same "
                   "number of options, else uniform", COMPETITOR,
@@ -272,27 +284,37 @@ register(Baseline("ceiling", "the human distribution resampled as a survey of ab
 
 
 def baseline_predictors(train_items: Sequence[SurveyItem], ceiling_n: int = 1200,
-                        seed: int = 0) -> dict[str, Predictor]:
-    """Each registered baseline fitted on ``train_items``, as a function of the items of one
-    split, by name."""
+                        seed: int = 0, names: Sequence[str] | None = None
+                        ) -> dict[str, Predictor]:
+    """The ``names`` given (default: every registered baseline that applies to the
+    population kinds of ``train_items``: ``country-mean`` and ``region-mean`` for countries,
+    ``group-mean`` for subgroups) fitted on ``train_items``, as functions of the items of
+    one split, by name, in registry order."""
     options = BaselineOptions(ceiling_n=ceiling_n, seed=seed)
-    return {name: baseline.fit(train_items, options) for name, baseline in BASELINES.items()}
+    unknown = sorted(set(names or ()) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline {unknown[0]!r}; known: {', '.join(BASELINES)}")
+    kinds = {item.population_kind for item in train_items}
+    return {name: baseline.fit(train_items, options) for name, baseline in BASELINES.items()
+            if (name in names if names is not None else baseline.applies_to(kinds))}
 
 
 def evaluate_baselines(splits: Mapping[str, Sequence[SurveyItem]], train_split: str = "train",
                        ceiling_n: int = 1200, seed: int = 0,
-                       keep: Mapping[str, Sequence[int]] | None = None) -> list[dict]:
+                       keep: Mapping[str, Sequence[int]] | None = None,
+                       names: Sequence[str] | None = None) -> list[dict]:
     """One result row (see :func:`surveytune.metrics.result_rows`) per baseline and split.
 
     Every baseline is fitted on ``splits[train_split]``; a missing train split raises.
     ``keep`` optionally restricts scoring to some items of a split (a subsample evaluated
     by a model too); the baselines still see the whole split, so ``country-mean-loo``
-    averages over all other populations, not only the sampled ones.
+    averages over all other populations, not only the sampled ones. ``names`` restricts
+    the baselines (default: every registered one).
     """
     if train_split not in splits:
         raise ValueError(f"country-mean needs the training split {train_split!r}, but the "
                          f"splits given are {sorted(splits)}")
-    predictors = baseline_predictors(splits[train_split], ceiling_n, seed)
+    predictors = baseline_predictors(splits[train_split], ceiling_n, seed, names)
     rows = []
     for name, predict in predictors.items():
         for split, items in splits.items():

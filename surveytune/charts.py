@@ -75,13 +75,16 @@ def _stable_order(value: str) -> str:
 def sample_items(predictions: dict[str, pd.DataFrame], count: int = N_SAMPLE_ITEMS
                  ) -> list[tuple[str, str]]:
     """A deterministic spread of (split, id) keys: unseen-country splits first, one item per
-    country and question where possible, preferring items every method predicted."""
+    country and question where possible, preferring items every method predicted; never
+    ``valid_zh`` (Chinese text)."""
     frames = [f for f in predictions.values() if not f.empty]
     if not frames:
         return []
     keys = [set(zip(f["split"], f["id"])) for f in frames]
     both = set.intersection(*keys)
     base = frames[0].drop_duplicates(["split", "id"])
+    # Chinese prompts (valid_zh) have their own table: the chart font has no CJK glyphs.
+    base = base[base["split"] != "valid_zh"]
     base = base.assign(_both=[(s, i) in both for s, i in zip(base["split"], base["id"])],
                        _pref=[s in SAMPLE_ITEM_SPLITS for s in base["split"]],
                        _order=[_stable_order(f"{s}/{i}") for s, i in

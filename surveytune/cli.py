@@ -411,10 +411,13 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
               budget: Annotated[str, typer.Option(help="quick (<10 min), default (one epoch, "
                                                        "<90 min) or full.")] = "quick",
               data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct",
-              method: Annotated[str, typer.Option(
-                  help="How to fine-tune: anchored (prior-anchored, calibrated; the default) "
-                       "or paper (the paper's method as this study ran it before).")]
-              = "anchored",
+              study_name: Annotated[str, typer.Option(
+                  "--study", help="wvs (the paper's WVS countries) or gss (SubPOP's GSS 2022 "
+                                  "US subgroups).")] = "wvs",
+              method: Annotated[Optional[str], typer.Option(
+                  help="How to fine-tune: anchored (prior-anchored, calibrated; the WVS "
+                       "budgets' own) or paper (the paper's method as this study ran it "
+                       "before; the GSS budgets' own).")] = None,
               backend: Annotated[str, typer.Option(
                   help="Engine for the zero-shot scores: hf or openai (training and the "
                        "fine-tuned scores always run on hf).")] = "hf",
@@ -428,24 +431,30 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
     from .loaders import find_data_file
     from .models import ModelError, resolve_model
     from .report import results_table
-    from .study import BUDGETS, METHODS, Study, with_method
+    from .study import METHODS, STUDIES, STUDY_BUDGETS, Study, with_method
 
     console = Console(stderr=True)
-    _flag("--budget", budget, choices=tuple(BUDGETS))
-    _flag("--method", method, choices=tuple(METHODS))
-    chosen = with_method(BUDGETS[budget], method)
+    _flag("--study", study_name, choices=STUDIES)
+    budgets = STUDY_BUDGETS[study_name]
+    _flag("--budget", budget, choices=tuple(budgets))
+    _flag("--method", method, choices=tuple(METHODS), optional=True)
+    chosen = with_method(budgets[budget], method)
     options = backend_options(backend, device=device, base_url=base_url, tokenizer=tokenizer,
                                top_logprobs=top_logprobs, concurrency=concurrency)
-    out = out or Path("runs") / chosen.name
-    for name in ("wvs", "goqa"):
+    out = out or Path("runs") / (chosen.name if study_name == "wvs"
+                                 else f"{study_name}-{chosen.name}")
+    needed = ["gss"] if study_name == "gss" else ["wvs", "goqa"]
+    if "valid_zh" in chosen.splits:
+        needed.append("paper-valid-zh")
+    for name in needed:
         find_data_file(data_dir, name)
     runfolder.check(out, "reproduce")
     try:
         resolve_model(model)
     except ModelError as exc:
         raise ModelError(f"--model: {exc}") from None
-    console.print(f"[bold]budget {chosen.name}[/]: {chosen.description}")
-    study = Study(out, data_dir, budget=chosen, model=model,
+    console.print(f"[bold]study {study_name}, budget {chosen.name}[/]: {chosen.description}")
+    study = Study(out, data_dir, budget=chosen, model=model, study=study_name,
                   log=lambda m: console.print(f"[bold cyan]{m}[/]"), backend=backend,
                   backend_options=options)
     with runfolder.claim(out, "reproduce"):

@@ -272,3 +272,40 @@ def diversity_report(items: Sequence[SurveyItem],
         report["model_mean_normalised_entropy"] = mean_entropy(
             _check_prediction(i, p) for i, p in zip(items, predictions))
     return report
+
+
+SUBPOP_WD = "wd_subpop"
+SUBPOP_WD_DESCRIPTION = (
+    "SubPOP-comparable Wasserstein distance: per ordinal item, the 1-D Wasserstein (earth "
+    "mover's) distance between the human and the predicted distribution placed on the option "
+    "positions 0..K-1, divided by K-1 (so in [0, 1]), averaged over the ordinal items only; "
+    "lower is better. On an item it equals `emd` without `scale_positions`")
+
+
+def subpop_wd(human: Sequence[float], predicted: Sequence[float],
+              support: Sequence[float] | None = None) -> float:
+    """The Wasserstein distance of SubPOP/OpinionQA style for one ordinal item.
+
+    Both distributions sit on ``support`` (default: positions ``0..K-1``; SubPOP's own
+    ``ordinal`` codes may be given instead) and the distance is divided by the support's range
+    (``K - 1`` for positions), so it lies in [0, 1]. Raises :class:`ValueError` on input that
+    is not two probability vectors of one length, or a support of another length or no range.
+    """
+    p = check_distribution(human, "human distribution")
+    q = check_distribution(predicted, "predicted distribution", n_options=p.size)
+    values = np.arange(p.size, dtype=float) if support is None else np.asarray(support, float)
+    if values.shape != p.shape or not np.all(np.isfinite(values)) or np.ptp(values) == 0:
+        raise ValueError(f"support must be {p.size} finite values with a range, got "
+                         f"{list(values)}")
+    return float(wasserstein_distance(values, values, p, q) / np.ptp(values))
+
+
+def subpop_wd_mean(items: Sequence[SurveyItem],
+                   predictions: Sequence[Sequence[float]]) -> tuple[float | None, int]:
+    """(mean :func:`subpop_wd` over the ``ordinal`` items, their count); (None, 0) when none
+    is ordinal. Non-ordinal items are left out, as SubPOP scores ordinal questions with WD."""
+    if len(items) != len(predictions):
+        raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
+    values = [subpop_wd(item.distribution, pred) for item, pred in zip(items, predictions)
+              if item.ordinal]
+    return (float(np.mean(values)), len(values)) if values else (None, 0)

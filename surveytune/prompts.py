@@ -39,7 +39,7 @@ class PromptTemplate:
             for letter, label in zip(item.letters, item.options))
 
     def user_text(self, item: SurveyItem) -> str:
-        return self.user.format(population=item.population, question=item.question,
+        return self.user.format(population=population_text(item), question=item.question,
                                 options=self.format_options(item))
 
     @classmethod
@@ -133,14 +133,87 @@ PAPER_ZH = PromptTemplate(
     option_separator="，",
 )
 
-TEMPLATES = {t.name: t for t in (PAPER_EN, PAPER_ZH)}
+SUBGROUP_EN = PromptTemplate(
+    name="subgroup-en",
+    user=("How would {population} answer the following question:\n\n"
+          "{question} \nHere are the options: \n{options}"),
+    answer_prefix=" If had to select one of the options, my answer would be (",
+)
+"""Ours: the paper's English prompt with "someone from {country}" replaced by a subgroup
+phrase (:func:`subgroup_phrase`, e.g. "a Democrat in the United States"); the rest is the
+paper's wording."""
+
+TEMPLATES = {t.name: t for t in (PAPER_EN, PAPER_ZH, SUBGROUP_EN)}
+
+# --- subgroups -------------------------------------------------------------------------------
+# Our wording, one template per attribute of SubPOP's GSS file ("ATTRIBUTE: group"
+# populations, ``population_kind="subgroup"``). SubPOP's own persona prompts
+# (``steering_prompts.json``: "Answer the following question as if you currently resided in
+# the ...") are second-person instructions; these phrases instead name the person the paper's
+# question asks about. ``{group}`` is the group name, reworded by SUBGROUP_WORDS when the
+# data's name does not read naturally in a sentence.
+SUBGROUP_TEMPLATES = {
+    "CREGION": "someone who lives in the {group} of the United States",
+    "EDUCATION": "someone in the United States {group}",
+    "INCOME": "someone in the United States with a household income of {group} a year",
+    "POLIDEOLOGY": "{group} in the United States",
+    "POLPARTY": "{group} in the United States",
+    "RACE": "{group} in the United States",
+    "RELIG": "{group} in the United States",
+    "SEX": "{group} in the United States",
+    "AGE": "someone in the United States aged {group}",
+}
+SUBGROUP_WORDS = {
+    ("EDUCATION", "College graduate/some postgrad"):
+        "with a college degree (some with postgraduate study)",
+    ("EDUCATION", "Less than high school"): "who did not finish high school",
+    ("INCOME", "$100,000 or more"): "$100,000 or more",
+    ("INCOME", "Less than $30,000"): "less than $30,000",
+    ("POLIDEOLOGY", "Liberal"): "a liberal", ("POLIDEOLOGY", "Conservative"): "a conservative",
+    ("POLIDEOLOGY", "Moderate"): "a political moderate",
+    ("POLPARTY", "Democrat"): "a Democrat", ("POLPARTY", "Republican"): "a Republican",
+    ("RACE", "Black"): "a Black person", ("RACE", "White"): "a White person",
+    ("RACE", "Asian"): "an Asian person", ("RACE", "Hispanic"): "a Hispanic person",
+    ("RELIG", "Protestant"): "a Protestant", ("RELIG", "Jewish"): "a Jewish person",
+    ("RELIG", "Hindu"): "a Hindu", ("RELIG", "Atheist"): "an atheist",
+    ("RELIG", "Muslim"): "a Muslim",
+    ("SEX", "Male"): "a man", ("SEX", "Female"): "a woman",
+}
+SUBGROUP_FALLBACK = "someone in the United States whose {attribute} is {group}"
+"""For an attribute without a template: its name in lower case, the group as written."""
+
+
+def split_subgroup(population: str) -> tuple[str, str]:
+    """``"POLPARTY: Democrat"`` -> ``("POLPARTY", "Democrat")``; ``("", population)`` when the
+    name has no ``"ATTRIBUTE: "`` prefix."""
+    attribute, sep, group = population.partition(": ")
+    return (attribute, group) if sep and attribute.isupper() else ("", population)
+
+
+def subgroup_phrase(population: str) -> str:
+    """The phrase naming a subgroup in a prompt, e.g. "a Democrat in the United States"."""
+    attribute, group = split_subgroup(population)
+    words = SUBGROUP_WORDS.get((attribute, group), group)
+    if attribute in SUBGROUP_TEMPLATES:
+        return SUBGROUP_TEMPLATES[attribute].format(group=words)
+    return SUBGROUP_FALLBACK.format(attribute=attribute.lower() or "group", group=group)
+
+
+def population_text(item: SurveyItem) -> str:
+    """What ``{population}`` becomes: the subgroup phrase for subgroups, else the name."""
+    if item.population_kind == "subgroup":
+        return subgroup_phrase(item.population)
+    return item.population
 
 
 def template_for(item: SurveyItem, override: PromptTemplate | None = None) -> PromptTemplate:
-    """The user's template if given, else the paper's template in the item's language."""
+    """The user's template if given, else the paper's template in the item's language
+    (for English subgroup items, :data:`SUBGROUP_EN`)."""
     if override is not None:
         return override
-    return PAPER_ZH if item.language == "zh" else PAPER_EN
+    if item.language == "zh":
+        return PAPER_ZH
+    return SUBGROUP_EN if item.population_kind == "subgroup" else PAPER_EN
 
 
 def build_prompt(item: SurveyItem, tokenizer: Any = None, *, chat: bool = False,

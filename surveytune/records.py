@@ -151,15 +151,23 @@ class RunResults:
     question_fraction: float | None = None
     evaluated: dict[str, int] = field(default_factory=dict)
     order_consistency: list[OrderRow] = field(default_factory=list)
+    study: str = "wvs"  # "wvs" (countries) or "gss" (US subgroups)
+    # SubPOP-comparable Wasserstein distance per split and method:
+    # {"split", "method", "n_ordinal", "wd_subpop"} (see metrics.SUBPOP_WD_DESCRIPTION)
+    subpop_wd: list[dict[str, Any]] = field(default_factory=list)
+    # A few valid items in English and Chinese: {"population", "question_id", "question_en",
+    # "question_zh", "human", "<method> en", "<method> zh"}
+    language_pairs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"results": [r.to_dict() for r in self.results],
+        return {"study": self.study, "results": [r.to_dict() for r in self.results],
                 "diversity": [d.to_dict() for d in self.diversity],
                 "order_consistency": [o.to_dict() for o in self.order_consistency],
                 "budget": self.budget,
                 "model": self.model, "note": self.note,
                 "eval_items_per_split": self.eval_items_per_split,
-                "question_fraction": self.question_fraction, "evaluated": self.evaluated}
+                "question_fraction": self.question_fraction, "evaluated": self.evaluated,
+                "subpop_wd": self.subpop_wd, "language_pairs": self.language_pairs}
 
     @classmethod
     def from_dict(cls, raw: Any, path: Path | None = None) -> RunResults:
@@ -177,7 +185,11 @@ class RunResults:
                    note=raw.get("note") or "",
                    eval_items_per_split=raw.get("eval_items_per_split"),
                    question_fraction=raw.get("question_fraction"),
-                   evaluated=raw.get("evaluated") or {})
+                   evaluated=raw.get("evaluated") or {}, study=raw.get("study") or "wvs",
+                   subpop_wd=[_object(w, path, ("split", "method"))
+                              for w in raw.get("subpop_wd") or []],
+                   language_pairs=[_object(x, path, ("population", "question_id"))
+                                   for x in raw.get("language_pairs") or []])
 
     @classmethod
     def read(cls, run_dir: str | os.PathLike) -> RunResults:

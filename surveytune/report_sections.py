@@ -21,7 +21,7 @@ from .baselines import (
     method_description,
     method_sort_key,
 )
-from .metrics import METRIC_DESCRIPTIONS, METRIC_NAMES
+from .metrics import METRIC_DESCRIPTIONS, METRIC_NAMES, SUBPOP_WD, SUBPOP_WD_DESCRIPTION
 from .paper import PAPER_TABLE4, PAPER_TABLE4_COLUMNS, PAPER_TABLE6, PAPER_TABLE6_MODEL, PEW_CAVEAT
 from .records import RunResults
 from .splits import UNSEEN_SURVEY, split_description, split_sort_key
@@ -167,9 +167,15 @@ def splits_table(run: RunResults) -> Tab:
     by_method = scores(run)
     tab = Tab(["split", "holds", "n", *names], [False, False, True] + [True] * len(names))
     for split in splits(run):
-        tab.add([split, split_description(split), n[split],
+        tab.add([split, split_description(split, run.study), n[split],
                  *[fmt(by_method[m].get(split)) for m in names]])
     return tab
+
+
+def _competitors(run: RunResults) -> list[str]:
+    """The competing baselines this run has rows for (e.g. no region-mean for subgroups)."""
+    present = methods(run)
+    return [name for name in competitor_names() if name in present]
 
 
 def _test_splits(run: RunResults) -> list[str]:
@@ -257,6 +263,85 @@ def pew_table(run: RunResults) -> Tab | None:
     return tab
 
 
+SUBPOP_SENTENCE = (
+    "SubPOP (Suh et al. 2025) reports a Wasserstein distance on OpinionQA (Pew ATP), not on "
+    "the GSS: Mistral-7B fine-tuned .096, uniform .178, human bound .031 (METHOD.md §8). Ours "
+    "is defined above on this run's GSS items; set it beside theirs for scale only (another "
+    "survey, other subgroups and questions, a 135M model). Not read from SubPOP's code: our "
+    "definition, per their description of an ordinal WD normalised to [0, 1].")
+
+
+def subpop_wd_table(run: RunResults) -> Tab | None:
+    """The SubPOP-comparable Wasserstein distance of every method on every split."""
+    if not run.subpop_wd:
+        return None
+    by_split: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in run.subpop_wd:
+        by_split.setdefault(row["split"], {})[row["method"]] = row
+    names = sorted({row["method"] for row in run.subpop_wd}, key=method_sort_key)
+    tab = Tab(["split", "ordinal items", *names], [False, True] + [True] * len(names))
+    for split in sorted(by_split, key=split_sort_key):
+        rows = by_split[split]
+        n = {r.get("n_ordinal") for r in rows.values()}
+        tab.add([split, "-".join(str(v) for v in sorted(n)),
+                 *[fmt(rows.get(m, {}).get(SUBPOP_WD)) for m in names]])
+    return tab
+
+
+LANGUAGE_SENTENCE = (
+    "The same valid items (country x question) scored with the paper's English prompt "
+    "(`valid`, questions from the unified WVS file) and the paper's Chinese prompt "
+    "(`valid_zh`, the paper's `sft_wvs_zh_valid.json`; its closing sentence is our "
+    "translation). Fine-tuning saw English prompts only.")
+
+
+def language_table(run: RunResults) -> Tab | None:
+    """1-jsd of every method on valid (English) and valid_zh (Chinese), paired items."""
+    by_method = scores(run)
+    if not any("valid_zh" in v for v in by_method.values()):
+        return None
+    n = _split_n(run)
+    tab = Tab(["method", f"valid, English (n={n.get('valid', '')})",
+               f"valid_zh, Chinese (n={n.get('valid_zh', '')})", "Chinese - English"],
+              [False, True, True, True])
+    for method in methods(run):
+        en, zh = by_method[method].get("valid"), by_method[method].get("valid_zh")
+        if en is None and zh is None:
+            continue
+        gap = f"{zh - en:+.3f}" if en is not None and zh is not None else ""
+        tab.add([method, fmt(en), fmt(zh), gap], _row_kind(method))
+    return tab
+
+
+def _top(values: Sequence[float]) -> str:
+    return chr(ord("A") + max(range(len(values)), key=lambda i: values[i])) if values else ""
+
+
+def language_items_table(run: RunResults) -> Tab | None:
+    """A few items side by side: each model's English and Chinese 1-jsd and top option."""
+    if not run.language_pairs:
+        return None
+    shown = [m for m in MODEL_METHODS if f"{m} en" in run.language_pairs[0]]
+    headers = ["country", "question (English / Chinese)", "human top"]
+    headers += [f"{m} {lang}" for m in shown for lang in ("en", "zh")]
+    tab = Tab(headers, [False, False, False] + [True] * 2 * len(shown))
+    for pair in run.language_pairs:
+        question = f"{pair['question_id']}: {_short(pair.get('question_en', ''))} / " \
+                   f"{_short(pair.get('question_zh', ''))}"
+        cells = []
+        for method in shown:
+            for lang in ("en", "zh"):
+                cells.append(f"{fmt(pair.get(f'{method} {lang} 1-jsd'))} "
+                             f"({_top(pair.get(f'{method} {lang}', []))})")
+        tab.add([pair["population"], question, _top(pair.get("human", [])), *cells])
+    return tab
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def subsample_sentence(run: RunResults) -> str:
     count = run.eval_items_per_split
     fraction = run.question_fraction
@@ -266,6 +351,10 @@ def subsample_sentence(run: RunResults) -> str:
                      "(the same questions in training and every test split; valid whole)")
     if count is not None:
         parts.append(f"scores are on a seeded subsample of {count} items per split")
+    valid_items = run.budget.get("valid_items")
+    if valid_items is not None and run.evaluated.get("valid_zh"):
+        parts.append(f"valid is scored on a seeded sample of whole questions (at least "
+                     f"{valid_items} items), valid_zh on the same items in Chinese")
     if not parts:
         return "Scores are on the full splits."
     sentence = "; ".join(parts)
@@ -306,7 +395,7 @@ def findings(run: RunResults, metric: str = "1-jsd") -> list[str]:
             verdict.append("beats " + ", ".join(beats))
         if below:
             verdict.append("is not above " + ", ".join(below))
-        lines.append(f"{split} ({split_description(split)}): fine-tuned {fmt(value)} "
+        lines.append(f"{split} ({split_description(split, run.study)}): fine-tuned {fmt(value)} "
                      + "; ".join(verdict) + ".")
     return lines
 
@@ -323,7 +412,9 @@ def sections(run: RunResults) -> list[Section]:
     result: list[Section] = [
         ("Findings: fine-tuned vs zero-shot and the baselines (1-jsd)",
          [("list", found)] if found else [("skip", "No fine-tuned results in this run.")]),
-        ("Paper Table 4 layout: 1-jsd (higher is better)", [
+    ]
+    if run.study == "wvs":
+        result.append(("Paper Table 4 layout: 1-jsd (higher is better)", [
             ("p", f"Metric `1-jsd`: {METRIC_DESCRIPTIONS['1-jsd']}. Rows marked "
                   "\"paper, reported\" are the paper's numbers; rows marked \"this run\" are "
                   f"ours (model: {model_name(run)}). avg is the unweighted mean of the five "
@@ -331,9 +422,13 @@ def sections(run: RunResults) -> list[Section]:
             ("table", table4(run)),
             ("note", f"Test rows: {run.note or '(not recorded)'}"),
             ("note", subsample_sentence(run)),
-        ]),
+        ]))
+    else:
+        result.append(("The study", [("p", f"Study `{run.study}`: {run.note}"),
+                                     ("note", subsample_sentence(run))]))
+    result += [
         ("1-jsd on every split", [
-            ("p", f"Every model score beside the baselines {_join(competitor_names())}. "
+            ("p", f"Every model score beside the baselines {_join(_competitors(run))}. "
                   + " ".join(f"`{m}`: {method_description(m)}." for m in methods(run)
                              if method_description(m))),
             ("table", splits_table(run)),
@@ -353,6 +448,21 @@ def sections(run: RunResults) -> list[Section]:
     result.append(("Option order: does the answer follow the options or their letters?", [
         ("p", ORDER_SENTENCE), ("table", order)] if order is not None else
         [("skip", "No option-order probe in this run.")]))
+    wd = subpop_wd_table(run)
+    if wd is not None:
+        result.append(("SubPOP-comparable Wasserstein distance (lower is better)", [
+            ("p", f"`{SUBPOP_WD}`: {SUBPOP_WD_DESCRIPTION}."), ("table", wd),
+            ("note", SUBPOP_SENTENCE)]))
+    lang = language_table(run)
+    if lang is not None:
+        items = language_items_table(run)
+        blocks: list[tuple[str, Any]] = [("p", LANGUAGE_SENTENCE), ("table", lang)]
+        if items is not None:
+            blocks += [("p", "Some items: 1-jsd against the human distribution and the top "
+                             "option (letter) of each prediction."), ("table", items)]
+        result.append(("English vs Chinese prompts on valid (1-jsd)", blocks))
+    if run.study != "wvs":
+        return result
     pew = pew_table(run)
     result.append(("Unseen survey (Pew) vs the paper's Table 6", [
         ("table", pew), ("note", PEW_CAVEAT)] if pew is not None else

@@ -53,6 +53,9 @@ PAPER_SPLITS = ("train", "valid", "test_1", "test_2", "test_3", "test_4", "test_
 UNSEEN_SURVEY = "goqa"
 """GlobalOpinionQA's Pew rows (its WVS rows removed), as the unseen-survey split."""
 
+GSS_SPLITS = ("train", "valid", "test_questions", "test_groups", "test_both")
+"""The splits of :func:`gss_splits`, in report order."""
+
 HOLDOUT_SPLITS = ("train", "test_questions", "test_populations", "test_both")
 """The splits of :func:`holdout_splits`."""
 
@@ -68,6 +71,8 @@ SPLIT_DESCRIPTIONS = {
     "test_7": "C3×Q3 unseen countries and questions",
     UNSEEN_SURVEY: "unseen survey: GlobalOpinionQA Pew rows",
     "test_questions": "unseen questions, seen populations",
+    "test_groups": "unseen subgroups, seen questions",
+    "valid_zh": "valid in the paper's Chinese prompt (same items as valid's sample)",
     "test_populations": "unseen populations, seen questions",
     "test_both": "unseen populations and questions",
 }
@@ -83,8 +88,21 @@ def split_sort_key(name: str) -> tuple[int, str]:
     return (len(SPLIT_ORDER), name)
 
 
-def split_description(name: str) -> str:
-    """What a split holds, for reports ("" for a name we do not know)."""
+GSS_SPLIT_DESCRIPTIONS = {
+    "train": "training subgroups and questions",
+    "valid": "unseen questions, training subgroups (chooses the checkpoint)",
+    "test_questions": "unseen questions, training subgroups",
+    "test_groups": "unseen subgroups, training questions",
+    "test_both": "unseen subgroups and questions",
+}
+"""The GSS study's words for its splits (:func:`gss_splits`), where they differ."""
+
+
+def split_description(name: str, study: str = "wvs") -> str:
+    """What a split holds, for reports ("" for a name we do not know); ``study="gss"``
+    describes the GSS subgroup study's splits."""
+    if study == "gss" and name in GSS_SPLIT_DESCRIPTIONS:
+        return GSS_SPLIT_DESCRIPTIONS[name]
     return SPLIT_DESCRIPTIONS.get(name, "")
 
 _GRID = {
@@ -243,3 +261,62 @@ def carve_populations(items: Sequence[SurveyItem], count: int, seed: int = 0
     held = set(random.Random(seed).sample(populations, count))
     return ([i for i in items if i.population not in held],
             [i for i in items if i.population in held])
+
+
+def gss_splits(items: Iterable[SurveyItem], *, held_groups: int = 6,
+               valid_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+               ) -> dict[str, list[SurveyItem]]:
+    """The subgroup study's splits of SubPOP's GSS items (``"ATTRIBUTE: group"`` populations).
+
+    Groups: ``held_groups`` whole subgroups are held out, at most one per attribute (attributes
+    and then the group within each drawn with ``seed``), so every attribute keeps a training
+    group: the model has seen the attribute but never the held-out group (e.g. Republicans held
+    out while Democrats are trained). Questions (``question_id``): a seeded ``valid_fraction``
+    and ``test_fraction`` of them are held out. Splits:
+
+    * ``train``: training groups x training questions
+    * ``valid``: training groups x valid questions (chooses the checkpoint; not a test split)
+    * ``test_questions``: training groups x test questions
+    * ``test_groups``: held-out groups x training questions
+    * ``test_both``: held-out groups x test questions
+
+    Held-out groups x valid questions belong to no split, so valid never sees a test group.
+    The result depends on the items' populations and question ids and on ``seed`` only.
+    """
+    items = list(items)
+    by_attribute: dict[str, list[str]] = {}
+    for population in sorted({i.population for i in items}):
+        attribute = population.partition(": ")[0]
+        by_attribute.setdefault(attribute, []).append(population)
+    eligible = sorted(a for a, groups in by_attribute.items() if len(groups) > 1)
+    if not 0 < held_groups <= len(eligible):
+        raise DataError(f"cannot hold out {held_groups} groups, at most one from each of the "
+                        f"{len(eligible)} attributes with two or more groups")
+    rng = random.Random(seed)
+    held = {rng.choice(by_attribute[a]) for a in sorted(rng.sample(eligible, held_groups))}
+    questions = sorted({i.question_id for i in items})
+    rng.shuffle(questions)
+    n_valid = max(1, round(valid_fraction * len(questions)))
+    n_test = max(1, round(test_fraction * len(questions)))
+    if n_valid + n_test >= len(questions):
+        raise DataError(f"{len(questions)} questions are too few to hold out {n_valid} valid "
+                        f"and {n_test} test questions")
+    valid_q = set(questions[:n_valid])
+    test_q = set(questions[n_valid:n_valid + n_test])
+    splits: dict[str, list[SurveyItem]] = {name: [] for name in GSS_SPLITS}
+    for item in items:
+        group_out = item.population in held
+        kind = "test" if item.question_id in test_q else (
+            "valid" if item.question_id in valid_q else "train")
+        name = {(False, "train"): "train", (False, "valid"): "valid",
+                (False, "test"): "test_questions", (True, "train"): "test_groups",
+                (True, "test"): "test_both"}.get((group_out, kind))
+        if name is not None:
+            splits[name].append(item.replace(split=name))
+    return splits
+
+
+def held_out_groups(splits: Mapping[str, Sequence[SurveyItem]]) -> list[str]:
+    """The populations of a :func:`gss_splits` result that are not in its train split."""
+    trained = {i.population for i in splits.get("train", ())}
+    return sorted({i.population for items in splits.values() for i in items} - trained)

@@ -11,6 +11,11 @@ interruption loses at most the stage in progress; training resumes from its chec
 
 Nothing is chosen on a test split: the checkpoint is chosen on (a subsample of) valid.
 Every file is written and read through :mod:`surveytune.records`.
+
+Two studies (:data:`STUDIES`): ``wvs`` (the paper's WVS countries, :data:`BUDGETS`; its
+valid split is also scored in the paper's Chinese prompt as ``valid_zh``, paired item by item)
+and ``gss`` (SubPOP's GSS 2022 US subgroups, :data:`GSS_BUDGETS`, splits of
+:func:`surveytune.splits.gss_splits`).
 """
 
 from __future__ import annotations
@@ -18,20 +23,42 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from .baselines import (
     MODEL_METHODS,
+    ZERO_SHOT,
     baseline_predictors,
     competitor_names,
     evaluate_baselines,
     method_sort_key,
 )
+from .budgets import (
+    BUDGETS,
+    EVAL_SPLITS,
+    GSS_BUDGETS,
+    GSS_EVAL_SPLITS,
+    GSS_TEST_SPLITS,
+    LANGUAGE_SPLITS,
+    METHODS,
+    STUDIES,
+    STUDY_BUDGETS,
+    TEST_SPLITS,
+    VALID_ZH,
+    Budget,
+    with_method,
+)
 from .items import DataError, SurveyItem
-from .loaders import find_data_file, load_goqa, load_wvs_unified
-from .metrics import between_population_similarity, mean_entropy, result_rows
+from .loaders import find_data_file, load_goqa, load_gss, load_paper_json, load_wvs_unified
+from .metrics import (
+    SUBPOP_WD,
+    between_population_similarity,
+    mean_entropy,
+    result_rows,
+    subpop_wd_mean,
+)
 from .models import DEFAULT_MODEL
 from .ordering import order_consistency
 from .records import (
@@ -52,42 +79,68 @@ from .records import (
 from .report import build_report
 from .simulator import Simulator, prediction_records
 from .splits import (
-    PAPER_SPLITS,
     UNSEEN_SURVEY,
     build_paper_splits,
+    gss_splits,
+    held_out_groups,
     sample_by_question,
     sample_questions,
 )
-from .training import TrainConfig, data_fingerprint
+from .training import data_fingerprint
 
-EVAL_SPLITS = (*(name for name in PAPER_SPLITS if name != "train"), UNSEEN_SURVEY)
-TEST_SPLITS = tuple(name for name in EVAL_SPLITS if name != "valid")
-"""What the smaller budgets score: valid only chooses their checkpoint."""
+__all__ = ["BUDGETS", "EVAL_SPLITS", "GSS_BUDGETS", "GSS_EVAL_SPLITS", "GSS_TEST_SPLITS",
+           "HAVE_TEST_ROWS", "LANGUAGE_SPLITS", "METHODS", "STUDIES", "STUDY_BUDGETS",
+           "TEST_SPLITS", "VALID_ZH", "Budget", "Study", "chinese_valid_split", "describe",
+           "gss_study_splits", "restrict_to_questions", "study_splits", "with_method"]
 
 HAVE_TEST_ROWS = ("test rows only for the WVS countries in the shared data: test_1 645, "
                   "test_2 600, test_3 140, test_4 240, test_5 599, test_6 140, test_7 240 "
                   "(the paper's test splits are larger)")
 
 
-def study_splits(data_dir: str | os.PathLike, *, unseen_survey: bool = True
-                 ) -> dict[str, list[SurveyItem]]:
-    """train, valid, test_1..test_7 from the WVS file, and ``goqa`` (Pew rows only)."""
+def study_splits(data_dir: str | os.PathLike, *, unseen_survey: bool = True,
+                 chinese_valid: bool = False) -> dict[str, list[SurveyItem]]:
+    """train, valid, test_1..test_7 from the WVS file, ``goqa`` (Pew rows only), and with
+    ``chinese_valid`` the paired ``valid_zh`` (see :data:`VALID_ZH`)."""
     splits = build_paper_splits(load_wvs_unified(find_data_file(data_dir, "wvs")))
     if unseen_survey:
         splits[UNSEEN_SURVEY] = [item.replace(split=UNSEEN_SURVEY) for item in
                                  load_goqa(find_data_file(data_dir, "goqa"), drop_wvs=True)]
+    if chinese_valid:
+        splits[VALID_ZH] = chinese_valid_split(
+            splits["valid"], load_paper_json(find_data_file(data_dir, "paper-valid-zh")))
     return splits
 
 
+def _pair_key(item: SurveyItem) -> tuple[str, str]:
+    return (item.population, item.question_id)
+
+
+def chinese_valid_split(valid: Sequence[SurveyItem], chinese: Sequence[SurveyItem]
+                        ) -> list[SurveyItem]:
+    """The Chinese items whose (country, question) is in ``valid``, in ``valid``'s order,
+    with ``split="valid_zh"``; a valid pair without a Chinese item is left out."""
+    by_key = {_pair_key(item): item for item in chinese}
+    return [by_key[_pair_key(item)].replace(split=VALID_ZH) for item in valid
+            if _pair_key(item) in by_key]
+
+
+def gss_study_splits(data_dir: str | os.PathLike, seed: int = 0
+                     ) -> dict[str, list[SurveyItem]]:
+    """The GSS subgroup study's splits (:func:`surveytune.splits.gss_splits`)."""
+    return gss_splits(load_gss(find_data_file(data_dir, "gss")), seed=seed)
+
+
 def restrict_to_questions(splits: dict[str, list[SurveyItem]], fraction: float, seed: int = 0,
-                          keep_whole: Sequence[str] = ("valid", UNSEEN_SURVEY)
+                          keep_whole: Sequence[str] = ("valid", VALID_ZH, UNSEEN_SURVEY)
                           ) -> dict[str, list[SurveyItem]]:
     """The WVS splits restricted to a seeded question sample (see ``sample_questions``).
 
     ``keep_whole`` splits are not restricted: valid only chooses the checkpoint, and a few
     questions would make that choice noisy; the unseen survey is sampled on its own.
     """
-    wvs = {name: items for name, items in splits.items() if name != UNSEEN_SURVEY}
+    wvs = {name: items for name, items in splits.items()
+           if name not in (UNSEEN_SURVEY, VALID_ZH)}
     keep = sample_questions(wvs, fraction, seed=seed)
     return {name: items if name in keep_whole else
             [i for i in items if (i.survey, i.question_id) in keep]
@@ -102,101 +155,28 @@ def describe(items: Sequence[SurveyItem]) -> dict[str, int]:
             "surveys": len({i.survey for i in items})}
 
 
-@dataclass(frozen=True)
-class Budget:
-    """How much of the study to run.
-
-    ``question_fraction`` keeps a seeded fraction of the WVS questions (per question group,
-    the same questions in training and every test split; valid stays whole): a smaller study
-    with the same design.
-    ``eval_items`` then samples whole questions per split (None: every item kept);
-    ``goqa_items`` does the same for the unseen survey. ``order_probe_items`` valid items
-    (a seeded question sample; 0: none) are scored again with their options reversed, to
-    measure how much each model's answer depends on option order.
-    """
-
-    name: str
-    description: str
-    train: TrainConfig
-    eval_items: int | None
-    goqa_items: int | None
-    splits: tuple[str, ...] = EVAL_SPLITS
-    question_fraction: float | None = None
-    order_probe_items: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-METHODS: dict[str, dict[str, Any]] = {
-    # Prior-anchored (surveytune.priors): the model's letter logits are added to the log of the
-    # region-mean of the training countries; 6 training countries are held out (seeded) to
-    # validate unseen-country ability; the checkpoint is chosen on the mean of the valid and
-    # held-out losses; afterwards the model's weight against the prior is calibrated on them.
-    "anchored": dict(prior="region-mean", heldout_populations=6, select_on="mean",
-                     calibrate=True),
-    # The paper's method as this study ran it before: no prior, checkpoint chosen on valid.
-    "paper": dict(prior="none", heldout_populations=0, select_on="valid", calibrate=False),
-}
-"""How the fine-tuned model is made, by name; ``reproduce --method``. Budgets use
-``anchored``."""
-
-# LoRA on every linear layer, r=16, lr 2e-4 (the prototype of METHOD.md §7); training runs
-# forward/backward in bf16 autocast with float32 weights; scoring is always float32.
-_LORA = dict(lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=("all-linear",),
-             loss="kl", batch_size=8, precision="bf16-autocast", seed=0, **METHODS["anchored"])
-
-BUDGETS = {
-    "quick": Budget(
-        "quick", "a smoke run in under 10 minutes on 2 CPU cores: the study on a seeded 10% of "
-        "the WVS questions (per question group, every country), 60 LoRA steps of 8 items, "
-        "checkpoint chosen on 96 valid items, every kept test item scored, 32 GOQA items",
-        TrainConfig(**_LORA, learning_rate=5e-4, max_steps=60, warmup_ratio=0.1,
-                    eval_every=20, eval_items=96, checkpoint_every=10),
-        eval_items=None, goqa_items=32, splits=TEST_SPLITS,
-        question_fraction=0.1, order_probe_items=48),
-    # Measured on 2 cores (reproduce, 2026-11-27): zero-shot scoring of every test item and 200
-    # GOQA items 8 min, 856 training steps ~4-5 s each, a 200-item validation ~1 min,
-    # fine-tuned scoring 9 min; 99m50s end to end with validation every 285 steps. Validating at
-    # 0, 428 and 856 only (every 285 added one at step 855, next to 856) and the shared prompt
-    # start in training bring the estimate to ~81 min; not yet measured end to end.
-    "default": Budget(
-        "default", "one epoch of LoRA on the train split (856 steps of 8 on the WVS data), "
-        "checkpoint chosen on 200 valid items at steps 0, 428 and 856, every test item "
-        "scored, 200 GOQA items (about 80-90 min on 2 CPU cores)",
-        TrainConfig(**_LORA, learning_rate=2e-4, epochs=1.0, eval_every=428, eval_items=200),
-        eval_items=None, goqa_items=200, splits=TEST_SPLITS, order_probe_items=200),
-    "full": Budget(
-        "full", "the real study: 3 epochs of LoRA, checkpoint chosen on the whole valid split "
-        "every 400 steps, every item of every split scored, GOQA included (many hours on CPU)",
-        TrainConfig(**_LORA, learning_rate=2e-4, epochs=3.0, eval_every=400, eval_items=None),
-        eval_items=None, goqa_items=None, order_probe_items=400),
-}
-
-
-def with_method(budget: Budget, method: str) -> Budget:
-    """The budget with its fine-tuning method replaced (see :data:`METHODS`); the name says so
-    unless it is the budgets' own ``anchored``."""
-    if method not in METHODS:
-        raise DataError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}",
-                        file="--method")
-    if method == "anchored":
-        return budget
-    return replace(budget, name=f"{budget.name}-{method}",
-                   description=f"{budget.description}; fine-tuned with the {method} method",
-                   train=replace(budget.train, **METHODS[method]))
-
-
 class Study:
     """One run folder of the study. ``run()`` does whatever is not done yet."""
 
     def __init__(self, out_dir: str | os.PathLike, data_dir: str | os.PathLike,
                  budget: str | Budget = "quick", model: str = DEFAULT_MODEL,
-                 log: Callable[[str], None] = print, backend: str = "hf",
-                 backend_options: dict[str, Any] | None = None) -> None:
-        if isinstance(budget, str) and budget not in BUDGETS:
-            raise DataError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+                 log: Callable[[str], None] = print, study: str = "wvs",
+                 backend: str = "hf", backend_options: dict[str, Any] | None = None) -> None:
+        if study not in STUDIES:
+            raise DataError(f"unknown study {study!r}; choose one of {', '.join(STUDIES)}")
+        budgets = STUDY_BUDGETS[study]
+        if isinstance(budget, str) and budget not in budgets:
+            raise DataError(f"unknown budget {budget!r}; choose one of {', '.join(budgets)}")
+        chosen = budgets[budget] if isinstance(budget, str) else budget
+        if VALID_ZH in chosen.splits and (
+                "valid" not in chosen.splits
+                or chosen.splits.index("valid") > chosen.splits.index(VALID_ZH)):
+            raise DataError(f"budget {chosen.name!r}: {VALID_ZH} is paired with valid's "
+                            "sample, so valid must come before it in splits")
+        self.study = study
         self.out = Path(out_dir)
         self.data_dir = Path(data_dir)
-        self.budget = BUDGETS[budget] if isinstance(budget, str) else budget
+        self.budget = budgets[budget] if isinstance(budget, str) else budget
         self.model = model
         self.log = log
         # Zero-shot scoring goes through ``backend``; training and the fine-tuned adapter
@@ -210,7 +190,12 @@ class Study:
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         self.log(f"[1/6] loading data from {self.data_dir}")
-        splits = study_splits(self.data_dir)
+        if self.study == "gss":
+            splits = gss_study_splits(self.data_dir)
+            self.log("      held-out subgroups: " + ", ".join(held_out_groups(splits)))
+        else:
+            splits = study_splits(self.data_dir, unseen_survey=UNSEEN_SURVEY in self.budget.splits,
+                                  chinese_valid=VALID_ZH in self.budget.splits)
         if self.budget.question_fraction is not None:
             splits = restrict_to_questions(splits, self.budget.question_fraction)
             self.log(f"      a {self.budget.question_fraction:.0%} question sample: "
@@ -241,7 +226,13 @@ class Study:
         keep = {}
         for number, name in enumerate(self.budget.splits):
             limit = self.budget.goqa_items if name == UNSEEN_SURVEY else self.budget.eval_items
+            if name == "valid" and self.budget.valid_items is not None:
+                limit = self.budget.valid_items
             items = splits[name]
+            if name == VALID_ZH:  # the Chinese twins of valid's sample, so the pairs match
+                chosen = {_pair_key(splits["valid"][i]) for i in keep["valid"]}
+                keep[name] = [i for i, item in enumerate(items) if _pair_key(item) in chosen]
+                continue
             keep[name] = (list(range(len(items))) if limit is None or limit >= len(items)
                           else sample_by_question(items, limit, seed=number))
         return keep
@@ -332,29 +323,88 @@ class Study:
 
     def _results(self, baselines: list[ResultRow], evaluated) -> RunResults:
         rows = list(baselines)
-        diversity = []
+        diversity, wd_rows = [], []
         predictors = baseline_predictors(self._splits["train"])
+        competitors = [name for name in competitor_names() if name in predictors]
+        model_predictions: dict[tuple[str, str], list] = {}
         for name in self.budget.splits:
             items = [self._splits[name][i] for i in evaluated[name]]
             diversity.append(_diversity_row(name, "human", items, None))
-            for baseline in competitor_names():
-                diversity.append(_diversity_row(name, baseline, items,
-                                                predictors[baseline](items)))
+            for baseline in predictors:
+                predicted = predictors[baseline](items)
+                if baseline in competitors:
+                    diversity.append(_diversity_row(name, baseline, items, predicted))
+                if self.study == "gss":
+                    wd_rows.append(_wd_row(name, baseline, items, predicted))
             for method in MODEL_METHODS:
                 records = read_predictions(predictions_path(self.out, method, name))
                 scored = [r.to_item() for r in records]
                 predicted = [r.predicted for r in records]
+                model_predictions[(method, name)] = records
                 rows.append(ResultRow.from_dict(result_rows(method, name, scored, predicted)))
                 diversity.append(_diversity_row(name, method, scored, predicted))
+                if self.study == "gss":
+                    if [r.id for r in records] != [i.id for i in items]:
+                        raise DataError("predictions do not match the split's items; delete "
+                                        "the predictions folder and re-run",
+                                        file=predictions_path(self.out, method, name))
+                    wd_rows.append(_wd_row(name, method, items, predicted))
         rows.sort(key=lambda r: (self.budget.splits.index(r.split), method_sort_key(r.method)))
+        if self.study == "gss":
+            held = held_out_groups(self._splits)
+            counts = {name: len({i.question_id for i in self._splits[name]})
+                      for name in ("train", "valid", "test_questions")}
+            note = (f"GSS 2022 (SubPOP-Eval); {len(held)} whole subgroups held out, at most "
+                    f"one per attribute: {', '.join(held)}; questions: {counts['train']} "
+                    f"train, {counts['valid']} valid, {counts['test_questions']} test")
+        else:
+            note = HAVE_TEST_ROWS
         results = RunResults(
             results=rows, diversity=diversity, budget=asdict(self.budget), model=self.model,
-            note=HAVE_TEST_ROWS, eval_items_per_split=self.budget.eval_items,
+            note=note, eval_items_per_split=self.budget.eval_items,
             question_fraction=self.budget.question_fraction,
             evaluated={name: len(index) for name, index in evaluated.items()},
-            order_consistency=self._order_rows())
+            order_consistency=self._order_rows(), study=self.study, subpop_wd=wd_rows,
+            language_pairs=_language_pairs(model_predictions))
         results.write(self.out)
         return results
+
+
+def _wd_row(split: str, method: str, items, predictions) -> dict[str, Any]:
+    value, n = subpop_wd_mean(items, predictions)
+    return {"split": split, "method": method, "n_ordinal": n, SUBPOP_WD: value}
+
+
+LANGUAGE_EXAMPLES = 6
+"""Items shown side by side in English and Chinese in the report (the first pairs)."""
+
+
+def _language_pairs(predictions: dict[tuple[str, str], list]) -> list[dict[str, Any]]:
+    """A few valid items with their human distribution and each model's English and Chinese
+    predictions, for the report; empty when valid_zh was not scored."""
+    if not all((m, s) in predictions for m in MODEL_METHODS for s in LANGUAGE_SPLITS):
+        return []
+    english = {(r.population, r.question_id): r for r in predictions[(ZERO_SHOT, "valid")]}
+    chinese = predictions[(ZERO_SHOT, VALID_ZH)]
+    step = max(1, len(chinese) // LANGUAGE_EXAMPLES)  # spread over the sample's questions
+    pairs = []
+    for index in range(0, len(chinese), step):
+        zh = chinese[index]
+        en = english.get((zh.population, zh.question_id))
+        if en is None:
+            continue
+        row = {"population": zh.population, "question_id": zh.question_id,
+               "question_en": en.question, "question_zh": zh.question, "human": en.human}
+        for method in MODEL_METHODS:
+            by_key = {(r.population, r.question_id): r for r in predictions[(method, "valid")]}
+            for language, record in (("en", by_key[(zh.population, zh.question_id)]),
+                                     ("zh", predictions[(method, VALID_ZH)][index])):
+                row[f"{method} {language}"] = record.predicted
+                row[f"{method} {language} 1-jsd"] = record.score
+        pairs.append(row)
+        if len(pairs) >= LANGUAGE_EXAMPLES:
+            break
+    return pairs
 
 
 def _diversity_row(split: str, method: str, items, predictions) -> DiversityRow:

@@ -281,9 +281,10 @@ def test_bad_flag_named(monkeypatch, capsys, tmp_path, case):
         path.parent.mkdir()
         path.write_text(GOOD_LINE + "\n" + rec(population="Spain") + "\n")
     (tmp_path / "emptymodel").mkdir()
-    datadir = tmp_path / "datadir"  # the two files reproduce needs, checked for existence
+    datadir = tmp_path / "datadir"  # the files reproduce needs, checked for existence
     for rel in ("wvs7_unified/wvs7_country_distributions.jsonl",
-                "goqa_partial/goqa_union_question_country.jsonl"):
+                "goqa_partial/goqa_union_question_country.jsonl",
+                "wvs7_simllm_paper/sft_wvs_zh_valid.json"):
         (datadir / rel).parent.mkdir(parents=True)
         (datadir / rel).write_text(GOOD_LINE + "\n")
     out = tmp_path / "out"
@@ -366,7 +367,8 @@ def test_bad_out_refused_before_model(monkeypatch, capsys, tmp_path, case):
             }[command]
     if command in ("reproduce", "baselines"):
         for rel_file in ("wvs7_unified/wvs7_country_distributions.jsonl",
-                         "goqa_partial/goqa_union_question_country.jsonl"):
+                         "goqa_partial/goqa_union_question_country.jsonl",
+                         "wvs7_simllm_paper/sft_wvs_zh_valid.json"):
             (tmp_path / "datadir" / rel_file).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / "datadir" / rel_file).write_text(GOOD_LINE + "\n")
     before = snapshot(tmp_path)

@@ -13,6 +13,7 @@ from surveytune.baselines import (
     BASELINES,
     MODEL_METHODS,
     Baseline,
+    baseline_predictors,
     ceiling,
     country_mean,
     country_mean_loo,
@@ -100,7 +101,7 @@ def test_evaluate_baselines_rows():
                         _item("q7", "C", [0.2, 0.8], "valid")]}
     rows = evaluate_baselines(splits, ceiling_n=500, seed=1)
     assert [(r["method"], r["split"]) for r in rows] == [
-        (m, s) for m in BASELINES for s in ("train", "valid")]
+        (m, s) for m in BASELINES if m != "group-mean" for s in ("train", "valid")]
     for row in rows:
         assert list(row) == ["method", "split", "n", *METRIC_NAMES]
         assert row["n"] == len(splits[row["split"]])
@@ -115,11 +116,12 @@ def test_evaluate_baselines_rows():
 
 
 def test_registry_names_order_and_kinds():
-    assert tuple(BASELINES) == ("uniform", "country-mean", "region-mean", "population-style",
-                                "country-mean-loo", "ceiling")
+    assert tuple(BASELINES) == ("uniform", "country-mean", "group-mean", "region-mean",
+                                "population-style", "country-mean-loo", "ceiling")
     assert method_names() == (*BASELINES, *MODEL_METHODS)
     kinds = {name: b.kind for name, b in BASELINES.items()}
     assert kinds == {"uniform": "competitor", "country-mean": "competitor",
+                     "group-mean": "competitor",
                      "region-mean": "competitor", "population-style": "competitor",
                      "country-mean-loo": "reference", "ceiling": "reference"}
     assert all(b.description for b in BASELINES.values())
@@ -176,3 +178,19 @@ def test_real_valid_split_numbers():
     assert uni["1-jsd"] == pytest.approx(0.664, abs=0.002)
     assert loo["1-jsd"] == pytest.approx(0.812, abs=0.002)
     assert between_population_similarity(items) == pytest.approx(0.748, abs=0.002)
+
+
+def test_baselines_follow_the_population_kind():
+    """Countries get country-mean and region-mean, subgroups group-mean (same numbers)."""
+    countries = baseline_predictors(TRAIN)
+    assert "country-mean" in countries and "region-mean" in countries
+    assert "group-mean" not in countries
+    groups = [i.replace(population_kind="subgroup") for i in TRAIN]
+    subgroup = baseline_predictors(groups)
+    assert set(subgroup) == {"uniform", "group-mean", "population-style", "country-mean-loo",
+                             "ceiling"}
+    for a, b in zip(subgroup["group-mean"](groups), country_mean(groups, groups)):
+        assert np.allclose(a, b)
+    assert set(baseline_predictors(TRAIN, names=["uniform"])) == {"uniform"}
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baseline_predictors(TRAIN, names=["no-such"])

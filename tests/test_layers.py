@@ -10,7 +10,7 @@ functions, goes to the module's own layer or a lower one, and no imports form a 
     engines   hf_backend (loads adapters, so it sits above training's adapter files)
     simulator simulator
     report    report, report_sections, report_html, charts, tables
-    study     study
+    study     budgets, study
     cli       cli, cli_options, __main__, __init__ (the public API re-exports)
 
 The report sits under the study: ``Study.run`` writes ``results.md`` and ``report.html``, and
@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engines", ("hf_backend",)),
     ("simulator", ("simulator",)),
     ("report", ("report", "report_sections", "report_html", "charts", "tables")),
-    ("study", ("study",)),
+    ("study", ("budgets", "study")),
     ("cli", ("cli", "cli_options", "__main__", "__init__")),
 )
 LAYER_OF = {module: number for number, (_, modules) in enumerate(LAYERS) for module in modules}

@@ -123,3 +123,64 @@ def test_question_fraction_restricts_every_wvs_split_to_the_same_questions(tmp_p
             == {i.question_id for i in small["train"]})
     assert small["goqa"] == splits["goqa"]  # the unseen survey is sampled separately
     assert small["valid"] == splits["valid"]  # valid only chooses the checkpoint
+
+
+def add_chinese_valid(root):
+    """The paper's Chinese valid file for the synthetic valid items (C1 x Q2), one missing."""
+    rows = []
+    for country in ("Andorra", "Argentina"):
+        for qid in (164, 165):
+            if (country, qid) == ("Argentina", 165):
+                continue  # a valid pair without a Chinese twin is left out
+            k = 2 + qid % 3
+            letters = "ABCDE"[:k]
+            instruction = f"来自{country}的人会如何回答以下问题：\n\n"
+            rows.append({"id": str(qid), "instruction": instruction,
+                         "input": f"合成问题 {qid}?\n以下是选项：\n",
+                         "options": [f"({L})回答{L}" for L in letters],
+                         "options_dist": {L: 100 / k for L in letters}, "data_type": "valid"})
+    path = root / "wvs7_simllm_paper" / "sft_wvs_zh_valid.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(rows, ensure_ascii=False))
+    return root
+
+
+ZH = Budget("tiny-zh", "test budget with the Chinese valid rows",
+            TrainConfig(max_steps=2, batch_size=4, eval_every=2, learning_rate=5e-3,
+                        target_modules=("all-linear",)),
+            eval_items=None, goqa_items=None, splits=("valid", "valid_zh", "test_2"),
+            valid_items=1)
+
+
+def test_chinese_valid_is_scored_paired_with_english(tmp_path, tiny_model_dir):
+    data = add_chinese_valid(make_data_dir(tmp_path / "data"))
+    splits = study_splits(data, chinese_valid=True)
+    assert len(splits["valid_zh"]) == 3 and all(i.language == "zh" for i in splits["valid_zh"])
+    out = tmp_path / "run"
+    results = Study(out, data, budget=ZH, model=str(tiny_model_dir), log=lambda m: None).run()
+    english = [json.loads(x) for x in
+               (out / "predictions" / "zero-shot" / "valid.jsonl").read_text().splitlines()]
+    chinese = [json.loads(x) for x in
+               (out / "predictions" / "zero-shot" / "valid_zh.jsonl").read_text().splitlines()]
+    # valid_items=1 samples one whole question of valid; valid_zh holds its Chinese twins
+    assert len({r["question_id"] for r in english}) == 1
+    assert ({(r["population"], r["question_id"]) for r in chinese}
+            <= {(r["population"], r["question_id"]) for r in english})
+    assert chinese and all("合成问题" in r["question"] for r in chinese)
+    rows = {(r["method"], r["split"]) for r in results["results"]}
+    assert {("zero-shot", "valid_zh"), ("fine-tuned", "valid_zh"),
+            ("fine-tuned", "valid")} <= rows
+    pairs = results["language_pairs"]
+    assert pairs and {"zero-shot en", "zero-shot zh", "fine-tuned zh 1-jsd"} <= set(pairs[0])
+    markdown = (out / "results.md").read_text()
+    assert "English vs Chinese prompts on valid" in markdown
+    assert "| valid_zh |" in markdown  # the row next to valid in the splits table
+
+
+def test_chinese_valid_needs_valid_first(tmp_path):
+    from surveytune.items import DataError
+
+    alone = Budget("zh-alone", "x", TrainConfig(max_steps=1), None, None,
+                   splits=("valid_zh", "valid"))
+    with pytest.raises(DataError, match="valid must come before"):
+        Study(tmp_path, tmp_path, budget=alone)
