@@ -145,11 +145,17 @@ def country_mean(train_items: Sequence[SurveyItem],
         mean = question_mean.get(_question_key(item))
         if mean is None:
             mean = k_mean.get(item.n_options, _uniform(item.n_options))
-        elif mean.size != item.n_options:
-            raise ValueError(f"item {item.id!r} has {item.n_options} options but its question "
-                             f"has {mean.size} in the training data")
-        predictions.append(mean / mean.sum())
+        predictions.append(_normalised_for(item, mean))
     return predictions
+
+
+def _normalised_for(item: SurveyItem, mean: np.ndarray) -> np.ndarray:
+    """``mean`` renormalised, refused when its question has another option count than the
+    item's in the training data."""
+    if mean.size != item.n_options:
+        raise ValueError(f"item {item.id!r} has {item.n_options} options but its question "
+                         f"has {mean.size} in the training data")
+    return mean / mean.sum()
 
 
 def region_mean(train_items: Sequence[SurveyItem],
@@ -189,10 +195,7 @@ def region_mean(train_items: Sequence[SurveyItem],
             # mean would be this population's own answer (a training row): then uniform.
             own = _question_key(item) in by_question
             mean = _uniform(item.n_options) if own else backup
-        if mean.size != item.n_options:
-            raise ValueError(f"item {item.id!r} has {item.n_options} options but its question "
-                             f"has {mean.size} in the training data")
-        predictions.append(mean / mean.sum())
+        predictions.append(_normalised_for(item, mean))
     return predictions
 
 
