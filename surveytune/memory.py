@@ -12,28 +12,21 @@ Three things held most of the resident set of a LoRA run on CPU (``bench/trainin
   runs the model twice (the shared prompt start, then the rest), so it held two bfloat16 copies
   of every frozen weight (~0.5 GB for the default model). :func:`frozen_weights_cast` casts them
   once per step instead (same values, one copy).
-* glibc's malloc. After large blocks are freed it raises its mmap threshold (up to 32 MB), so
-  the activations of the next steps come from its heaps, which it keeps and fragments: the
-  resident set grew step after step to well above the live peak.
-  :func:`return_freed_memory` fixes the threshold so that blocks of 128 KiB and more are
-  mapped and unmapped, and freed memory goes back to the system.
+
+glibc's malloc also keeps freed activations in its heaps (it raises its mmap threshold after
+large blocks are freed), so the resident set sits above the live peak. Fixing the threshold
+low (``mallopt``) gives that memory back but made every training step about 10x slower on
+CPU (each activation then costs page faults; bench/training_memory.py vs a plain step,
+2026-11-28), so it is not done.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
-
-MMAP_THRESHOLD = 128 * 1024
-"""Blocks at least this big are mmapped by glibc (its initial default, here kept fixed)."""
-
-_M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
 
 
 class _MaskDropoutFunction(torch.autograd.Function):
@@ -77,22 +70,6 @@ def lean_lora_dropout(model: Any) -> int:
                 dropouts[name] = MaskDropout(dropout.p, inplace=dropout.inplace)
                 replaced += 1
     return replaced
-
-
-def return_freed_memory() -> bool:
-    """Make glibc map blocks of :data:`MMAP_THRESHOLD` bytes and more, so that freed
-    activations go back to the system instead of piling up in its heaps. Process-wide; a
-    no-op (False) where the C library is not glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 @contextmanager

@@ -40,7 +40,7 @@ from .batches import step_items
 from .distributed import Group
 from .items import SurveyItem
 from .losses import LOSSES, padded_targets
-from .memory import frozen_weights_cast, lean_lora_dropout, return_freed_memory
+from .memory import frozen_weights_cast, lean_lora_dropout
 from .priors import PRIOR_NAMES, Prior, make_prior
 from .records import TrainingRecord
 from .scoring import (
@@ -251,7 +251,6 @@ def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
             valid_sets[name] = (batchable(items), items)
     pad_id = tokenizer.pad_token_id
 
-    return_freed_memory()  # freed activations go back to the system (surveytune.memory)
     torch.manual_seed(config.seed)
     model = wrap_for_training(model, config)
     letters = torch.tensor(letter_ids, device=model.device)
