@@ -257,26 +257,32 @@ def ceiling(items: Sequence[SurveyItem], n: int = 1200, seed: int = 0) -> list[n
     return predictions
 
 
+def _on_training(baseline: Callable[[Sequence[SurveyItem], Sequence[SurveyItem]],
+                                    list[np.ndarray]]) -> Callable[..., Predictor]:
+    """A registry ``fit`` for a baseline of ``(train_items, items)``."""
+    return lambda train, options: lambda items: baseline(train, items)
+
+
 register(Baseline("uniform", "every option equally likely", COMPETITOR,
                   lambda train, options: uniform))
 register(Baseline("country-mean",
                   "per question, the mean distribution of the training countries", COMPETITOR,
-                  lambda train, options: lambda items: country_mean(train, items),
+                  _on_training(country_mean),
                   population_kinds=("country",)))
 register(Baseline("group-mean",
                   "per question, the mean distribution of the training subgroups (the "
                   "country-mean function on subgroups)", COMPETITOR,
-                  lambda train, options: lambda items: country_mean(train, items),
+                  _on_training(country_mean),
                   population_kinds=("subgroup",)))
 register(Baseline("region-mean",
                   "per question, the mean of the training countries of the same UN sub-region, "
                   "else continent, else all (own population left out)", COMPETITOR,
-                  lambda train, options: lambda items: region_mean(train, items),
+                  _on_training(region_mean),
                   population_kinds=("country",)))
 register(Baseline("population-style",
                   "the population's mean answer over the training questions with the same "
                   "number of options, else uniform", COMPETITOR,
-                  lambda train, options: lambda items: population_style(train, items)))
+                  _on_training(population_style)))
 register(Baseline("country-mean-loo", "per question, the mean distribution of the OTHER "
                   "populations of the same split", REFERENCE,
                   lambda train, options: country_mean_loo))
