@@ -40,9 +40,9 @@ class Budget:
     ``eval_items`` then samples whole questions per split (None: every item kept);
     ``goqa_items`` does the same for the unseen survey, ``valid_items`` for valid (None:
     as ``eval_items``); ``valid_zh`` is always the Chinese twin of valid's sample.
-    ``order_probe_items`` valid items (a seeded question sample; 0: none) are scored again
-    with their options reversed, to measure how much each model's answer depends on option
-    order.
+    ``order_probe_items`` of the scored valid items (a seeded question sample; 0: none) are
+    scored again with their options reversed, to measure how much each model's answer depends
+    on option order (the options as given are valid's own predictions).
     """
 
     name: str
@@ -83,25 +83,27 @@ BUDGETS = {
     "quick": Budget(
         "quick", "a smoke run in under 10 minutes on 2 CPU cores: the study on a seeded 10% of "
         "the WVS questions (per question group, every country), 60 LoRA steps of 8 items, "
-        "checkpoint chosen on 96 valid items, every kept test item scored, 32 GOQA items, "
-        "96 valid items in English and the same in the paper's Chinese prompt",
+        "checkpoint chosen at steps 0, 30 and 60 on 80 valid items and 80 items of 6 "
+        "held-out training countries, every kept test item scored, 32 GOQA items, 64 valid "
+        "items (whole questions, seeded) in English and the same in the paper's Chinese prompt",
         TrainConfig(**_LORA, learning_rate=5e-4, max_steps=60, warmup_ratio=0.1,
-                    eval_every=20, eval_items=96, checkpoint_every=10),
+                    eval_every=30, eval_items=80, checkpoint_every=10),
         eval_items=None, goqa_items=32, splits=(*LANGUAGE_SPLITS, *TEST_SPLITS),
-        question_fraction=0.1, valid_items=96, order_probe_items=48),
-    # Measured on 2 cores (reproduce, 2026-11-27): zero-shot scoring of every test item and 200
-    # GOQA items 8 min, 856 training steps ~4-5 s each, a 200-item validation ~1 min,
-    # fine-tuned scoring 9 min; 99m50s end to end with validation every 285 steps. Validating at
-    # 0, 428 and 856 only (every 285 added one at step 855, next to 856) and the shared prompt
-    # start in training bring the estimate to ~81 min; not yet measured end to end.
+        question_fraction=0.1, valid_items=64, order_probe_items=48),
+    # Measured on 2 cores (reproduce, 2026-11-27, paper method): zero-shot scoring of every
+    # test item and 200 GOQA items 8 min, 856 training steps ~4-5 s each, a 200-item
+    # validation ~1 min, fine-tuned scoring 9 min; 99m50s end to end with validation every 285
+    # steps. Valid in English and Chinese would add ~20 min for all 1586 pairs, so a seeded
+    # question sample of about 600 is scored.
     "default": Budget(
-        "default", "one epoch of LoRA on the train split (856 steps of 8 on the WVS data), "
-        "checkpoint chosen on 200 valid items at steps 0, 428 and 856, every test item "
-        "scored, 200 GOQA items, every valid item in English and in the paper's Chinese "
-        "prompt (about 80-90 min on 2 CPU cores before the valid rows; they add about 20)",
-        TrainConfig(**_LORA, learning_rate=2e-4, epochs=1.0, eval_every=428, eval_items=200),
+        "default", "one epoch of LoRA on the train split less 6 seeded held-out countries "
+        "(743 steps of 8 on the WVS data), checkpoint chosen at steps 0, 372 and 743 on 200 "
+        "valid items and 200 items of the held-out countries, every test item scored, 200 "
+        "GOQA items, about 600 valid items (whole questions, seeded) in English and in the "
+        "paper's Chinese prompt",
+        TrainConfig(**_LORA, learning_rate=2e-4, epochs=1.0, eval_every=372, eval_items=200),
         eval_items=None, goqa_items=200, splits=(*LANGUAGE_SPLITS, *TEST_SPLITS),
-        order_probe_items=200),
+        valid_items=600, order_probe_items=200),
     "full": Budget(
         "full", "the real study: 3 epochs of LoRA, checkpoint chosen on the whole valid split "
         "every 400 steps, every item of every split scored, GOQA included (many hours on CPU)",

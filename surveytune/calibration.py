@@ -45,6 +45,12 @@ def _combine(model: Sequence[float], log_prior: Sequence[float] | None, scale: f
     return _softmax(logits)
 
 
+def anchor(model: Sequence[float], log_prior: Sequence[float] | None) -> np.ndarray:
+    """Plain prior anchoring of a model distribution (scale 1, prior weight 1): the same
+    numbers as adding the log prior to the letter logits before the softmax."""
+    return _combine(model, log_prior, 1.0)
+
+
 def _mean_kl(humans: Sequence[Sequence[float]], predictions: Sequence[np.ndarray]) -> float:
     total = 0.0
     for human, prediction in zip(humans, predictions):

@@ -173,6 +173,9 @@ class Study:
                 or chosen.splits.index("valid") > chosen.splits.index(VALID_ZH)):
             raise DataError(f"budget {chosen.name!r}: {VALID_ZH} is paired with valid's "
                             "sample, so valid must come before it in splits")
+        if chosen.order_probe_items and "valid" not in chosen.splits:
+            raise DataError(f"budget {chosen.name!r}: the option-order probe reverses the "
+                            "options of scored valid items, so splits must include valid")
         self.study = study
         self.out = Path(out_dir)
         self.data_dir = Path(data_dir)
@@ -212,9 +215,10 @@ class Study:
         self.log("[5/6] fine-tuned scoring")
         self._score("fine-tuned", evaluated, adapter=adapter)
         if self.budget.order_probe_items:
-            self.log(f"      option-order probe on {self.budget.order_probe_items} valid items")
+            self.log(f"      option-order probe on up to {self.budget.order_probe_items} of the "
+                     "valid items, options reversed")
             for method, weights in (("zero-shot", None), ("fine-tuned", adapter)):
-                self._order_probe(method, weights)
+                self._order_probe(method, weights, evaluated)
         self.log("[6/6] results and report")
         results = self._results(baselines, evaluated).to_dict()
         build_report(self.out)
@@ -280,23 +284,31 @@ class Study:
             predictions = sim.predict(items, desc=f"{method} {name}")
             write_predictions(prediction_records(name, items, predictions), path)
 
-    def _order_probe_items(self) -> list[SurveyItem]:
-        valid = self._splits["valid"]
+    def _order_probe_items(self, evaluated) -> list[SurveyItem]:
+        """A seeded question sample of the scored valid items (all when there are fewer)."""
+        valid = [self._splits["valid"][i] for i in evaluated["valid"]]
+        if self.budget.order_probe_items >= len(valid):
+            return valid
         index = sample_by_question(valid, self.budget.order_probe_items, seed=len(EVAL_SPLITS))
         return [valid[i] for i in index]
 
-    def _order_probe(self, method: str, adapter: Path | None) -> None:
-        """Valid items scored as given and with reversed options (mapped back)."""
+    def _order_probe(self, method: str, adapter: Path | None, evaluated) -> None:
+        """Valid items as given (their predictions from the valid split, not scored again)
+        and with reversed options (scored, then mapped back)."""
         paths = [predictions_path(self.out, method, f"{ORDER_PROBE}{suffix}")
                  for suffix in ("", "-reversed")]
         if all(path.exists() for path in paths):
             return
-        items = self._order_probe_items()
-        sim = self._simulator_for(adapter)
-        as_given = sim.predict(items, desc=f"{method} order probe")
-        reversed_back = sim.predict_reversed(items, desc=f"{method} order probe, reversed")
-        for path, predictions in zip(paths, (as_given, reversed_back)):
-            write_predictions(prediction_records("valid", items, predictions), path)
+        items = self._order_probe_items(evaluated)
+        by_id = {r.id: r for r in read_predictions(predictions_path(self.out, method, "valid"))}
+        if any(item.id not in by_id for item in items):
+            raise DataError("the valid predictions lack items of the order probe; delete the "
+                            "predictions folder and re-run",
+                            file=predictions_path(self.out, method, "valid"))
+        reversed_back = self._simulator_for(adapter).predict_reversed(
+            items, desc=f"{method} order probe, reversed")
+        write_predictions([by_id[item.id] for item in items], paths[0])
+        write_predictions(prediction_records("valid", items, reversed_back), paths[1])
 
     def _order_rows(self) -> list[OrderRow]:
         rows = []

@@ -222,6 +222,9 @@ class _Run:
     save_extra: dict[str, Any]
     progress: bool
     group: Group = field(default_factory=Group)
+    # The validation sets' prior-free distributions at the kept step, for the calibration
+    # (None after a resume: it scores them again).
+    kept_distributions: dict[str, list[np.ndarray]] | None = None
 
 
 def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
@@ -339,9 +342,11 @@ def _validate_and_keep(run: _Run, step: int) -> None:
     """Validate; when the loss is the best so far, save the weights as the adapter."""
     state = run.state
     record: dict[str, Any] = {"step": step}
+    distributions = {}
     for name, (data, items) in run.valid_sets.items():
-        record.update(validate(run.model, data, items, run.letter_ids, run.pad_id, run.config,
-                               name))
+        scores, distributions[name] = validate(run.model, data, items, run.letter_ids,
+                                               run.pad_id, run.config, name)
+        record.update(scores)
     select_on = run.config.select_on
     record["selection_loss"] = (
         (record["valid_loss"] + record["heldout_loss"]) / 2 if select_on == "mean"
@@ -349,6 +354,7 @@ def _validate_and_keep(run: _Run, step: int) -> None:
     state["history"].append(record)
     if state["best_valid_loss"] is None or record["selection_loss"] < state["best_valid_loss"]:
         state["best_valid_loss"], state["best_step"] = record["selection_loss"], step
+        run.kept_distributions = distributions
         if run.group.main:
             save_adapter(run.model, run.tokenizer, run.out / "adapter", {
                 **run.save_extra, "train_config": asdict(run.config), "step": step,
@@ -383,7 +389,8 @@ def _finish(run: _Run, stopped_by: str) -> TrainResult:
     if run.config.calibrate:
         calibration = fit_on_validation(run.model, run.valid_sets, run.letter_ids, run.pad_id,
                                         run.config.batch_size, run.prior,
-                                        progress=run.progress and run.group.main)
+                                        progress=run.progress and run.group.main,
+                                        scored=run.kept_distributions)
         if run.group.main:
             update_adapter_meta(run.out / "adapter", calibration=calibration.to_dict())
             if run.progress:

@@ -108,3 +108,40 @@ def test_groups_follow_the_priors_training_questions():
     prior = make_prior("country-mean", [i for i in items if i.question_id != "q2"])
     assert calibration_groups(items, prior) == ["seen"] * 4 + ["unseen"] * 2
     assert calibration_groups(items, None) == ["unseen"] * 6
+
+
+def test_calibration_reuses_the_kept_steps_validation_scores(tiny_model_dir, tmp_path,
+                                                             monkeypatch):
+    """The calibration fit on the distributions validation computed at the kept step equals
+    the one fit by scoring the validation sets again with the kept weights."""
+    import surveytune.training as training
+    import surveytune.validation as validation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        items = synthetic_items(n_questions=16, populations=(
+            "Sweden", "Norway", "Germany", "Japan", "Chile", "Peru", "Kenya", "Egypt"), seed=3)
+    valid_questions = ("q12", "q13", "q14", "q15")  # 32 unseen items; held out: 36 seen
+    train = [i for i in items if i.question_id not in valid_questions]
+    valid = [i for i in items if i.question_id in valid_questions]
+    # The kept step is not the last here (measured: step 0 of 3), so distributions of a
+    # later step would give another calibration.
+    config = TrainConfig(max_steps=3, batch_size=4, eval_every=1, learning_rate=5e-2,
+                         target_modules=("all-linear",), prior="region-mean",
+                         heldout_populations=3, select_on="mean", calibrate=True)
+    fitted, original = {}, validation.model_distributions
+    scorings: list[str] = []  # each scoring's progress label
+    monkeypatch.setattr(validation, "model_distributions",
+                        lambda *a, **k: scorings.append(a[5]) or original(*a, **k))
+    for how in ("reused", "scored again"):
+        scorings.clear()
+        if how == "scored again":
+            monkeypatch.setattr(training, "fit_on_validation",
+                                lambda *a, scored=None, **k: validation.fit_on_validation(*a, **k))
+        sim = Simulator.load(str(tiny_model_dir), chat=False)
+        sim.fit(train, valid, tmp_path / how, config, progress=False)
+        fitted[how] = sim.calibration.to_dict()
+        assert fitted[how]["fitted_on"] == {"seen": 36, "unseen": 32}
+        assert json.loads((tmp_path / how / "training.json").read_text())["best_step"] < 3
+        assert scorings.count("calibrating") == (0 if how == "reused" else 2)
+    assert fitted["reused"] == fitted["scored again"]

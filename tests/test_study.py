@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from surveytune.records import read_predictions
 from surveytune.study import Budget, Study, restrict_to_questions, study_splits
 from surveytune.training import TrainConfig
 
@@ -74,6 +75,11 @@ def test_reproduce_writes_results_and_resumes(tmp_path, tiny_model_dir):
     order = {o["method"]: o for o in results["order_consistency"]}
     assert set(order) == {"zero-shot", "fine-tuned"} and order["zero-shot"]["n"] == 4
     assert 0 <= order["fine-tuned"]["top_option_agreement"] <= 1
+    # The options as given are valid's own predictions, not scored again.
+    for method in ("zero-shot", "fine-tuned"):
+        valid = {r.id: r for r in read_predictions(out / "predictions" / method / "valid.jsonl")}
+        given = read_predictions(out / "predictions" / method / "order-probe.jsonl")
+        assert len(given) == 4 and all(r.predicted == valid[r.id].predicted for r in given)
     assert "Option order" in markdown and "top option unchanged" in markdown
     assert "| test_2 | region-mean |" in markdown  # diversity of the baselines
 
