@@ -21,6 +21,7 @@ from .baselines import (
     method_description,
     method_sort_key,
 )
+from .goals import goal_lines
 from .metrics import METRIC_DESCRIPTIONS, METRIC_NAMES, SUBPOP_WD, SUBPOP_WD_DESCRIPTION
 from .paper import PAPER_TABLE4, PAPER_TABLE4_COLUMNS, PAPER_TABLE6, PAPER_TABLE6_MODEL, PEW_CAVEAT
 from .records import RunResults
@@ -413,6 +414,13 @@ def sections(run: RunResults) -> list[Section]:
         ("Findings: fine-tuned vs zero-shot and the baselines (1-jsd)",
          [("list", found)] if found else [("skip", "No fine-tuned results in this run.")]),
     ]
+    goals = goal_lines(run) if run.study == "wvs" else []
+    if goals:
+        result.append(("Goals: met or missed", [
+            ("p", "What a simulator of unseen populations has to do to be worth using "
+                  "(surveytune.goals): beat the baselines built from the training data, tell "
+                  "populations apart about as much as people differ, and answer by content, "
+                  "not by option position."), ("list", goals)]))
     if run.study == "wvs":
         result.append(("Paper Table 4 layout: 1-jsd (higher is better)", [
             ("p", f"Metric `1-jsd`: {METRIC_DESCRIPTIONS['1-jsd']}. Rows marked "

@@ -9,7 +9,7 @@ functions, goes to the module's own layer or a lower one, and no imports form a 
     training  training, validation, adapters, memory, batches, distributed
     engines   hf_backend (loads adapters, so it sits above training's adapter files)
     simulator simulator
-    report    report, report_sections, report_html, charts, tables
+    report    report, report_sections, report_html, charts, tables, goals
     study     budgets, study
     cli       cli, cli_options, __main__, __init__ (the public API re-exports)
 
@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training", ("training", "validation", "adapters", "memory", "batches", "distributed")),
     ("engines", ("hf_backend",)),
     ("simulator", ("simulator",)),
-    ("report", ("report", "report_sections", "report_html", "charts", "tables")),
+    ("report", ("report", "report_sections", "report_html", "charts", "tables", "goals")),
     ("study", ("budgets", "study")),
     ("cli", ("cli", "cli_options", "__main__", "__init__")),
 )

@@ -240,3 +240,35 @@ def test_records_round_trip_and_refuse_missing_fields(tmp_path):
     (run / "predictions" / "zero-shot" / "test_2.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"test_2\.jsonl:2: field 'human': missing"):
         build_report(run)
+
+
+def test_goals_say_met_or_missed_with_the_numbers(tmp_path):
+    from surveytune.goals import goal_lines
+
+    def row(method, split, value):
+        return {"method": method, "split": split, "n": 10, "1-jsd": value}
+
+    run = {"results": [row("fine-tuned", "test_2", 0.85), row("country-mean", "test_2", 0.84),
+                       row("region-mean", "test_2", 0.86), row("fine-tuned", "goqa", 0.72),
+                       row("uniform", "goqa", 0.71)],
+           "diversity": [{"split": "test_2", "method": "human",
+                          "between_population_1-jsd": 0.873, "mean_normalised_entropy": 0.8},
+                         {"split": "test_2", "method": "fine-tuned",
+                          "between_population_1-jsd": 0.91, "mean_normalised_entropy": 0.8}],
+           "order_consistency": [{"split": "valid", "method": "fine-tuned", "n": 90,
+                                  "top_option_agreement": 0.9, "1-jsd": 0.97}]}
+    lines = goal_lines(RunResults.from_dict(run))
+    assert lines == [
+        "MISSED: test_2 (unseen countries) fine-tuned 0.850 above country-mean 0.840, "
+        "region-mean 0.860",
+        "met: goqa (unseen survey) fine-tuned 0.720 above uniform 0.710",
+        "met: test_2 between-population 1-jsd of fine-tuned 0.910 within 0.05 of the humans' "
+        "0.873 (gap +0.037)",
+        "met: fine-tuned top option unchanged under option reversal on 90% of 90 valid items "
+        "(goal: at least 80%)"]
+    run["diversity"][1]["between_population_1-jsd"] = 0.93
+    assert goal_lines(RunResults.from_dict(run))[2].startswith("MISSED: test_2 between")
+    # results.md lists them under their own heading
+    (tmp_path / "results.json").write_text(json.dumps(run))
+    text = write_results_md(tmp_path).read_text()
+    assert "## Goals: met or missed" in text and "MISSED: test_2 (unseen countries)" in text
