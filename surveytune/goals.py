@@ -24,20 +24,45 @@ ORDER_AGREEMENT = 0.80
 
 @dataclass(frozen=True)
 class BeatGoal:
-    """Fine-tuned ``1-jsd`` above each of ``baselines`` on ``split``."""
+    """Fine-tuned ``1-jsd`` above each of ``baselines`` on ``split``, whose questions the
+    training data holds (``seen``) or not (``unseen``: the calibration groups)."""
 
     split: str
     what: str
     baselines: tuple[str, ...]
+    questions: str
 
 
 BEAT_GOALS = (
-    BeatGoal("test_2", "unseen countries", ("country-mean", "region-mean")),
-    BeatGoal("test_5", "unseen countries", ("country-mean", "region-mean")),
-    BeatGoal("test_1", "unseen questions", ("uniform", "population-style")),
-    BeatGoal(UNSEEN_SURVEY, "unseen survey", ("uniform",)),
+    BeatGoal("test_2", "unseen countries", ("country-mean", "region-mean"), "seen"),
+    BeatGoal("test_5", "unseen countries", ("country-mean", "region-mean"), "seen"),
+    BeatGoal("test_1", "unseen questions", ("uniform", "population-style"), "unseen"),
+    BeatGoal(UNSEEN_SURVEY, "unseen survey", ("uniform",), "unseen"),
 )
 DIVERSITY_SPLITS = ("test_2", "test_5")
+ORDER_PROBE_QUESTIONS = "unseen"  # the probe reverses valid items (C1×Q2)
+
+
+def _prior_alone(run: RunResults, questions: str) -> str:
+    """A warning when the calibration gave the model no weight for these questions: then the
+    fine-tuned predictions are the prior's alone and say nothing about the language model."""
+    if run.calibration.get("scales", {}).get(questions, 1.0) != 0:
+        return ""
+    return (f" (the prior alone: the calibration gave the model weight 0 for {questions} "
+            "questions)")
+
+
+def calibration_line(run: RunResults) -> str | None:
+    """What the calibration chose on validation data, in words (None without one)."""
+    scales = run.calibration.get("scales")
+    if not scales:
+        return None
+    weights = run.calibration.get("prior_weights", {})
+    parts = [f"{group} questions model scale {scale:g}"
+             + (f", prior weight {weights[group]:g}" if group in weights else "")
+             for group, scale in scales.items()]
+    return ("calibration chosen on validation data: " + "; ".join(parts)
+            + " (scale 1 with prior weight 1 is plain anchoring; scale 0 drops the model)")
 
 
 def _verdict(met: bool) -> str:
@@ -57,7 +82,8 @@ def goal_lines(run: RunResults, metric: str = "1-jsd") -> list[str]:
             continue
         met = all(tuned > value for value in refs.values())
         lines.append(f"{_verdict(met)}: {goal.split} ({goal.what}) fine-tuned {tuned:.3f} "
-                     "above " + ", ".join(f"{b} {v:.3f}" for b, v in refs.items()))
+                     "above " + ", ".join(f"{b} {v:.3f}" for b, v in refs.items())
+                     + _prior_alone(run, goal.questions))
     diversity = {(d.method, d.split): d.between_population for d in run.diversity}
     for split in DIVERSITY_SPLITS:
         human, tuned = diversity.get(("human", split)), diversity.get((FINE_TUNED, split))
@@ -72,5 +98,8 @@ def goal_lines(run: RunResults, metric: str = "1-jsd") -> list[str]:
             met = row.top_option_agreement >= ORDER_AGREEMENT
             lines.append(f"{_verdict(met)}: fine-tuned top option unchanged under option "
                          f"reversal on {row.top_option_agreement:.0%} of {row.n} {row.split} "
-                         f"items (goal: at least {ORDER_AGREEMENT:.0%})")
+                         f"items (goal: at least {ORDER_AGREEMENT:.0%})"
+                         + _prior_alone(run, ORDER_PROBE_QUESTIONS))
+    if lines and calibration_line(run):
+        lines.append(calibration_line(run))
     return lines

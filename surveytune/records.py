@@ -158,6 +158,9 @@ class RunResults:
     # A few valid items in English and Chinese: {"population", "question_id", "question_en",
     # "question_zh", "human", "<method> en", "<method> zh"}
     language_pairs: list[dict[str, Any]] = field(default_factory=list)
+    # The fine-tuned model's calibration (surveytune.calibration, fit on validation data):
+    # {"scales": {group: s}, "prior_weights": {group: w}, "fitted_on": {group: n}}; {} if none.
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"study": self.study, "results": [r.to_dict() for r in self.results],
@@ -167,7 +170,8 @@ class RunResults:
                 "model": self.model, "note": self.note,
                 "eval_items_per_split": self.eval_items_per_split,
                 "question_fraction": self.question_fraction, "evaluated": self.evaluated,
-                "subpop_wd": self.subpop_wd, "language_pairs": self.language_pairs}
+                "subpop_wd": self.subpop_wd, "language_pairs": self.language_pairs,
+                "calibration": self.calibration}
 
     @classmethod
     def from_dict(cls, raw: Any, path: Path | None = None) -> RunResults:
@@ -189,7 +193,8 @@ class RunResults:
                    subpop_wd=[_object(w, path, ("split", "method"))
                               for w in raw.get("subpop_wd") or []],
                    language_pairs=[_object(x, path, ("population", "question_id"))
-                                   for x in raw.get("language_pairs") or []])
+                                   for x in raw.get("language_pairs") or []],
+                   calibration=_object(raw.get("calibration") or {}, path, ()))
 
     @classmethod
     def read(cls, run_dir: str | os.PathLike) -> RunResults:

@@ -27,6 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .adapters import AdapterMeta, load_calibration
 from .baselines import (
     MODEL_METHODS,
     ZERO_SHOT,
@@ -333,6 +334,12 @@ class Study:
         sim.fit(splits["train"], splits["valid"], self.out / "train", self.budget.train)
         return adapter
 
+    def _calibration(self) -> dict[str, Any]:
+        """The fine-tuned model's calibration as its adapter records it ({} when none)."""
+        adapter = self.out / "train" / "adapter"
+        calibration = load_calibration(adapter, AdapterMeta.read(adapter))
+        return {} if calibration is None else calibration.to_dict()
+
     def _results(self, baselines: list[ResultRow], evaluated) -> RunResults:
         rows = list(baselines)
         diversity, wd_rows = [], []
@@ -377,7 +384,7 @@ class Study:
             question_fraction=self.budget.question_fraction,
             evaluated={name: len(index) for name, index in evaluated.items()},
             order_consistency=self._order_rows(), study=self.study, subpop_wd=wd_rows,
-            language_pairs=_language_pairs(model_predictions))
+            language_pairs=_language_pairs(model_predictions), calibration=self._calibration())
         results.write(self.out)
         return results
 

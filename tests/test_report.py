@@ -272,3 +272,23 @@ def test_goals_say_met_or_missed_with_the_numbers(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(run))
     text = write_results_md(tmp_path).read_text()
     assert "## Goals: met or missed" in text and "MISSED: test_2 (unseen countries)" in text
+
+
+def test_goals_met_by_the_prior_alone_say_so():
+    from surveytune.goals import goal_lines
+
+    run = {"results": [{"method": "fine-tuned", "split": "test_1", "n": 5, "1-jsd": 0.74},
+                       {"method": "uniform", "split": "test_1", "n": 5, "1-jsd": 0.73},
+                       {"method": "fine-tuned", "split": "test_2", "n": 5, "1-jsd": 0.86},
+                       {"method": "region-mean", "split": "test_2", "n": 5, "1-jsd": 0.85}],
+           "calibration": {"scales": {"seen": 0.1, "unseen": 0.0},
+                           "prior_weights": {"seen": 1.0, "unseen": 0.5},
+                           "fitted_on": {"seen": 200, "unseen": 200}}}
+    lines = goal_lines(RunResults.from_dict(run))
+    assert lines[0] == ("met: test_2 (unseen countries) fine-tuned 0.860 above region-mean "
+                        "0.850")  # scale 0.1: the model still counts
+    assert lines[1].endswith("uniform 0.730 (the prior alone: the calibration gave the model "
+                             "weight 0 for unseen questions)")
+    assert lines[2].startswith("calibration chosen on validation data: seen questions model "
+                               "scale 0.1, prior weight 1; unseen questions model scale 0, "
+                               "prior weight 0.5")
