@@ -100,6 +100,7 @@ def goal_lines(run: RunResults, metric: str = "1-jsd") -> list[str]:
                          f"reversal on {row.top_option_agreement:.0%} of {row.n} {row.split} "
                          f"items (goal: at least {ORDER_AGREEMENT:.0%})"
                          + _prior_alone(run, ORDER_PROBE_QUESTIONS))
-    if lines and calibration_line(run):
-        lines.append(calibration_line(run))
+    chosen = calibration_line(run)
+    if lines and chosen:
+        lines.append(chosen)
     return lines

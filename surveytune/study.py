@@ -180,7 +180,7 @@ class Study:
         self.study = study
         self.out = Path(out_dir)
         self.data_dir = Path(data_dir)
-        self.budget = budgets[budget] if isinstance(budget, str) else budget
+        self.budget = chosen
         self.model = model
         self.log = log
         # Zero-shot scoring goes through ``backend``; training and the fine-tuned adapter
@@ -345,11 +345,13 @@ class Study:
         diversity, wd_rows = [], []
         predictors = baseline_predictors(self._splits["train"])
         competitors = [name for name in competitor_names() if name in predictors]
+        # The diversity rows show the competitors; the GSS wd rows every baseline.
+        needed = list(predictors) if self.study == "gss" else competitors
         model_predictions: dict[tuple[str, str], list] = {}
         for name in self.budget.splits:
             items = [self._splits[name][i] for i in evaluated[name]]
             diversity.append(_diversity_row(name, "human", items, None))
-            for baseline in predictors:
+            for baseline in needed:
                 predicted = predictors[baseline](items)
                 if baseline in competitors:
                     diversity.append(_diversity_row(name, baseline, items, predicted))

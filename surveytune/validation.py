@@ -27,6 +27,7 @@ class Batchable:
     distributions: list[tuple[float, ...]]
     # Each item's SurveyItem.scale_positions (the emd loss's ordered scale); None: all options.
     scale_positions: list[tuple[int, ...] | None] | None = None
+    log_priors: list[np.ndarray] | None = None  # one per item when a prior anchors them
 
     def scale(self, idx: Sequence[int], width: int) -> torch.Tensor | None:
         """The emd loss's ``scale`` mask for items ``idx`` (None when none is restricted)."""
@@ -34,7 +35,6 @@ class Batchable:
             return None
         return scale_mask([self.scale_positions[i] for i in idx],
                           [self.n_options[i] for i in idx], width)
-    log_priors: list[np.ndarray] | None = None
 
     @property
     def n_options(self) -> list[int]:
