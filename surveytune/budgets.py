@@ -72,10 +72,11 @@ METHODS: dict[str, dict[str, Any]] = {
 holding 6 of its 16 training groups out would leave few to learn from)."""
 
 # LoRA on every linear layer, r=16, lr 2e-4 (the prototype of METHOD.md §7); training runs
-# forward/backward in bf16 autocast with float32 weights; scoring is always float32.
+# forward/backward in bf16 autocast where the hardware computes bfloat16 natively, else in
+# float32 (precision "auto", surveytune.precision); scoring is float32 on the CPU.
 _LORA_SETTINGS = dict(lora_r=16, lora_alpha=32, lora_dropout=0.05,
                       target_modules=("all-linear",), loss="kl", batch_size=8,
-                      precision="bf16-autocast", seed=0)
+                      precision="auto", seed=0)
 _LORA = {**_LORA_SETTINGS, **METHODS["anchored"]}
 _LORA_PAPER = {**_LORA_SETTINGS, **METHODS["paper"]}
 

@@ -20,13 +20,12 @@ from .cli_options import (
     Load4Opt,
     Load8Opt,
     MissingOpt,
+    PrecisionOpt,
     TokenizerOpt,
     TopLogprobsOpt,
     backend_options,
 )
-from .cli_options import (
-    check_flag as _flag,
-)
+from .cli_options import check_flag as _flag
 from .items import DataError, DataWarning, atomic_write_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -284,7 +283,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
           eval_items: Annotated[Optional[int], typer.Option(help="Validate on a seeded "
                                                              "subsample of this size.")] = None,
           checkpoint_every: int = 25, seed: int = 0,
-          precision: Annotated[str, typer.Option(help="float32 or bf16-autocast")] = "float32",
+          precision: PrecisionOpt = "auto",
           prior: Annotated[str, typer.Option(help="Anchor predictions on a training-data "
                                                   "baseline: none (the paper), region-mean, "
                                                   "country-mean or population-style.")] = "none",

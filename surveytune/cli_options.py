@@ -25,6 +25,10 @@ ConcurrencyOpt = Annotated[int, typer.Option(help="openai backend: requests in f
 MissingOpt = Annotated[str, typer.Option(
     "--missing-letters", help="openai backend: floor (default; warns) or error for letters "
                               "absent from the top logprobs.")]
+PrecisionOpt = Annotated[str, typer.Option(
+    help="Training arithmetic: auto (bf16-autocast where the device computes bfloat16 "
+         "natively: a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX; else float32), "
+         "float32 or bf16-autocast.")]
 DeviceOpt = Annotated[str, typer.Option(help="hf backend: auto (a GPU when there is one), "
                                              "cpu, cuda or mps.")]
 Load8Opt = Annotated[bool, typer.Option("--load-in-8bit", help="hf backend on CUDA: an 8-bit "

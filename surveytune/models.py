@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from .items import LETTERS
+from .precision import choose_scoring_dtype
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -187,11 +188,7 @@ def resolve_dtype(dtype: str, device: str) -> str:
     if dtype not in DTYPE_CHOICES:
         raise ModelError(f"--dtype: unknown dtype {dtype!r}; choose one of "
                          f"{', '.join(DTYPE_CHOICES)}")
-    if dtype != "auto":
-        return dtype
-    if device == "cuda" and torch.cuda.is_bf16_supported():
-        return "bfloat16"
-    return "float32"
+    return choose_scoring_dtype(dtype, device).used
 
 
 def quantization_config(device: str, *, load_in_8bit: bool = False,

@@ -161,6 +161,9 @@ class RunResults:
     # The fine-tuned model's calibration (surveytune.calibration, fit on validation data):
     # {"scales": {group: s}, "prior_weights": {group: w}, "fitted_on": {group: n}}; {} if none.
     calibration: dict[str, Any] = field(default_factory=dict)
+    # The arithmetic used: {"training": {"requested", "used", "reason"}, "scoring": {...}}
+    # (surveytune.precision); {} in runs made before it was recorded.
+    precision: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"study": self.study, "results": [r.to_dict() for r in self.results],
@@ -171,7 +174,7 @@ class RunResults:
                 "eval_items_per_split": self.eval_items_per_split,
                 "question_fraction": self.question_fraction, "evaluated": self.evaluated,
                 "subpop_wd": self.subpop_wd, "language_pairs": self.language_pairs,
-                "calibration": self.calibration}
+                "calibration": self.calibration, "precision": self.precision}
 
     @classmethod
     def from_dict(cls, raw: Any, path: Path | None = None) -> RunResults:
@@ -194,7 +197,8 @@ class RunResults:
                               for w in raw.get("subpop_wd") or []],
                    language_pairs=[_object(x, path, ("population", "question_id"))
                                    for x in raw.get("language_pairs") or []],
-                   calibration=_object(raw.get("calibration") or {}, path, ()))
+                   calibration=_object(raw.get("calibration") or {}, path, ()),
+                   precision=_object(raw.get("precision") or {}, path, ()))
 
     @classmethod
     def read(cls, run_dir: str | os.PathLike) -> RunResults:
@@ -357,6 +361,8 @@ class TrainingRecord:
     elapsed_s: float
     history: list[dict[str, Any]]
     train_loss: list[list[float]] = field(default_factory=list)
+    # The precision used ({"requested", "used", "reason"}, surveytune.precision); {} before.
+    precision: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -372,7 +378,8 @@ class TrainingRecord:
         """From ``train_dir/training.json`` (``train_dir`` is ``train``'s ``out_dir``)."""
         path = Path(train_dir) / TRAINING_FILE.name
         names = [f.name for f in fields(cls) if f.name != "extra"]
-        raw = _object(_read_json(path), path, [n for n in names if n != "train_loss"])
+        raw = _object(_read_json(path), path,
+                      [n for n in names if n not in ("train_loss", "precision")])
         return cls(**{n: raw[n] for n in names if n in raw},
                    extra={k: v for k, v in raw.items() if k not in names})
 

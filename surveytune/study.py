@@ -60,8 +60,9 @@ from .metrics import (
     result_rows,
     subpop_wd_mean,
 )
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, resolve_device
 from .ordering import order_consistency
+from .precision import choose_scoring_dtype
 from .records import (
     BASELINES_FILE,
     ORDER_PROBE,
@@ -75,6 +76,7 @@ from .records import (
     TrainingRecord,
     predictions_path,
     read_predictions,
+    read_run_training,
     write_predictions,
 )
 from .report import build_report
@@ -340,6 +342,17 @@ class Study:
         calibration = load_calibration(adapter, AdapterMeta.read(adapter))
         return {} if calibration is None else calibration.to_dict()
 
+    def _precision(self) -> dict[str, Any]:
+        """The training precision its record states and the hf scoring dtype."""
+        training = read_run_training(self.out)
+        scoring = {"backend": self.backend}
+        if self.backend == "hf":
+            device = resolve_device(self.backend_options.get("device", "auto"))
+            scoring.update(choose_scoring_dtype(self.backend_options.get("dtype", "auto"),
+                                                device).to_dict(), device=device)
+        return {"training": {} if training is None else training.precision,
+                "scoring": scoring}
+
     def _results(self, baselines: list[ResultRow], evaluated) -> RunResults:
         rows = list(baselines)
         diversity, wd_rows = [], []
@@ -386,7 +399,8 @@ class Study:
             question_fraction=self.budget.question_fraction,
             evaluated={name: len(index) for name, index in evaluated.items()},
             order_consistency=self._order_rows(), study=self.study, subpop_wd=wd_rows,
-            language_pairs=_language_pairs(model_predictions), calibration=self._calibration())
+            language_pairs=_language_pairs(model_predictions), calibration=self._calibration(),
+            precision=self._precision())
         results.write(self.out)
         return results
 

@@ -5,7 +5,8 @@ functions, goes to the module's own layer or a lower one, and no imports form a 
               paper, runfolder, calibration,
               regions, ordering, priors
     prompts   prompts
-    backends  models, scoring, backend (the scoring interface and registry), openai_backend
+    backends  precision, models, scoring, backend (the scoring interface and registry),
+              openai_backend
     training  training, validation, adapters, memory, batches, distributed
     engines   hf_backend (loads adapters, so it sits above training's adapter files)
     simulator simulator
@@ -29,7 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "losses", "records", "paper", "runfolder", "regions", "ordering", "priors",
               "calibration")),
     ("prompts", ("prompts",)),
-    ("backends", ("models", "scoring", "backend", "openai_backend")),
+    ("backends", ("precision", "models", "scoring", "backend", "openai_backend")),
     ("training", ("training", "validation", "adapters", "memory", "batches", "distributed")),
     ("engines", ("hf_backend",)),
     ("simulator", ("simulator",)),

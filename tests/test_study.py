@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from surveytune.precision import choose_precision
 from surveytune.records import read_predictions
 from surveytune.study import Budget, Study, restrict_to_questions, study_splits
 from surveytune.training import TrainConfig
@@ -82,6 +83,10 @@ def test_reproduce_writes_results_and_resumes(tmp_path, tiny_model_dir):
         assert len(given) == 4 and all(r.predicted == valid[r.id].predicted for r in given)
     assert "Option order" in markdown and "top option unchanged" in markdown
     assert "| test_2 | region-mean |" in markdown  # diversity of the baselines
+    # The precision the hardware chose is recorded: training's and scoring's.
+    chosen = choose_precision("auto", "cpu")
+    assert results["precision"]["training"] == chosen.to_dict()
+    assert results["precision"]["scoring"]["used"] == "float32"
 
     # A second call resumes: nothing is recomputed, outputs stay the same.
     stamp = (out / "predictions" / "fine-tuned" / "test_2.jsonl").stat().st_mtime_ns
