@@ -91,7 +91,7 @@ def _check_prompts(sim, *item_lists) -> None:
     if context is not None:
         for items in item_lists:
             check_prompt_lengths(items, sim.tokenizer, context, chat=sim.chat,
-                                 template=sim.template)
+                                 template=sim.template, style=sim.prompt)
 
 
 def _check_out_file(path: Path, flag: str = "--out") -> None:

@@ -3,6 +3,12 @@
 A template turns a :class:`~surveytune.items.SurveyItem` into the text whose next token is
 the answer letter. The text always ends with ``answer_prefix`` (e.g. ``"... would be ("``), so
 the model's next-token distribution over ``A``, ``B``, ... is the prediction.
+
+Two prompt styles (:data:`PROMPT_STYLES`), each with an English, a Chinese and a subgroup
+template: ``paper`` names the population first (the paper's wording); ``question-first`` puts
+the question and its options first and names the population in the answer, so that every
+population of a question shares the whole question part of the prompt and its key/value
+cache is computed once (:func:`surveytune.scoring.plan_prefixes`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import Any
 from .items import DataError, Source, SurveyItem, check_text, make_item
 
 USER_FIELDS = ("question", "options", "population")
-"""The placeholders a template's ``user`` text must use, and the only ones it may use."""
+"""The placeholders of a template: ``user`` must use ``{question}`` and ``{options}``, and
+``{population}`` goes in ``user`` or in ``answer_prefix`` (exactly one of them)."""
 
 OPTION_FIELDS = ("letter", "label")
 """The placeholders of ``option_format``."""
@@ -41,6 +48,16 @@ class PromptTemplate:
     def user_text(self, item: SurveyItem) -> str:
         return self.user.format(population=population_text(item), question=item.question,
                                 options=self.format_options(item))
+
+    @property
+    def population_last(self) -> bool:
+        """Whether the population is named in the answer, after the question and options."""
+        return "population" in _placeholders(self.answer_prefix)
+
+    def answer_text(self, item: SurveyItem) -> str:
+        if not self.population_last:
+            return self.answer_prefix
+        return self.answer_prefix.format(population=population_text(item))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> PromptTemplate:
@@ -87,25 +104,33 @@ class PromptTemplate:
 
     def check(self, path: str | os.PathLike | None = None) -> None:
         """Refuse a template that cannot render prompts (see :meth:`from_file`)."""
-        for name, wanted in (("user", USER_FIELDS), ("option_format", OPTION_FIELDS)):
-            text = getattr(self, name)
+        last = False
+        for name, wanted in (("answer_prefix", ("population",)), ("user", USER_FIELDS),
+                             ("option_format", OPTION_FIELDS)):
             try:
-                used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+                used = _placeholders(getattr(self, name))
             except ValueError as exc:
                 raise DataError(f"bad braces: {exc} (write {{{{ and }}}} for literal braces)",
                                 file=path, field=name) from None
             for placeholder in sorted(used - set(wanted)):
                 raise DataError(f"unknown placeholder {{{placeholder}}}; use "
                                 + ", ".join(f"{{{w}}}" for w in wanted), file=path, field=name)
+            if name == "answer_prefix":
+                last = "population" in used
+                continue
+            if name == "user" and last and "population" in used:
+                raise DataError("{population} is in both user and answer_prefix; name it "
+                                "once", file=path, field="user")
             for placeholder in wanted:
-                if placeholder not in used:
+                if placeholder not in used and not (placeholder == "population" and last):
                     raise DataError(f"must contain {{{placeholder}}}", file=path, field=name)
         if not self.answer_prefix.endswith("("):
             raise DataError("must end with '(' (the answer letter is the next token)",
                             file=path, field="answer_prefix")
         dummy = make_item(survey="check", question_id="q", question="Q?", options=["a", "b"],
                           distribution=[0.5, 0.5], population="P")
-        for name, render in (("option_format", self.format_options), ("user", self.user_text)):
+        for name, render in (("option_format", self.format_options), ("user", self.user_text),
+                             ("answer_prefix", self.answer_text)):
             try:
                 render(dummy)
             except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
@@ -143,7 +168,40 @@ SUBGROUP_EN = PromptTemplate(
 phrase (:func:`subgroup_phrase`, e.g. "a Democrat in the United States"); the rest is the
 paper's wording."""
 
-TEMPLATES = {t.name: t for t in (PAPER_EN, PAPER_ZH, SUBGROUP_EN)}
+# Ours: the question and its options first, the population named in the answer, so that
+# the populations of a question share everything before it (README "Prompts").
+QUESTION_FIRST_EN = PromptTemplate(
+    name="question-first-en",
+    user="How would people answer the following question?\n\n{question} \nHere are the "
+         "options: \n{options}",
+    answer_prefix=" Answering as someone from {population}, my answer would be (",
+)
+QUESTION_FIRST_ZH = PromptTemplate(
+    name="question-first-zh",
+    user="人们会如何回答以下问题？\n\n{question}\n以下是选项：\n{options}",
+    answer_prefix="作为来自{population}的人，我的答案会是(",
+    option_separator="，",
+)
+QUESTION_FIRST_SUBGROUP_EN = PromptTemplate(
+    name="question-first-subgroup-en",
+    user=QUESTION_FIRST_EN.user,
+    answer_prefix=" Answering as {population}, my answer would be (",
+)
+
+TEMPLATES = {t.name: t for t in (PAPER_EN, PAPER_ZH, SUBGROUP_EN, QUESTION_FIRST_EN,
+                                 QUESTION_FIRST_ZH, QUESTION_FIRST_SUBGROUP_EN)}
+
+PROMPT_STYLES: dict[str, dict[str, PromptTemplate]] = {
+    "paper": {"en": PAPER_EN, "zh": PAPER_ZH, "subgroup": SUBGROUP_EN},
+    "question-first": {"en": QUESTION_FIRST_EN, "zh": QUESTION_FIRST_ZH,
+                       "subgroup": QUESTION_FIRST_SUBGROUP_EN},
+}
+"""``--prompt``: the template of each kind of item ("en" countries, "zh" Chinese items,
+"subgroup" English subgroup items), by style."""
+
+
+def _placeholders(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
 
 # --- subgroups -------------------------------------------------------------------------------
 # Our wording, one template per attribute of SubPOP's GSS file ("ATTRIBUTE: group"
@@ -206,41 +264,48 @@ def population_text(item: SurveyItem) -> str:
     return item.population
 
 
-def template_for(item: SurveyItem, override: PromptTemplate | None = None) -> PromptTemplate:
-    """The user's template if given, else the paper's template in the item's language
-    (for English subgroup items, :data:`SUBGROUP_EN`)."""
+def template_for(item: SurveyItem, override: PromptTemplate | None = None,
+                 style: str = "paper") -> PromptTemplate:
+    """The user's template if given, else the ``style``'s template (:data:`PROMPT_STYLES`) in
+    the item's language (for English subgroup items, its subgroup template)."""
     if override is not None:
         return override
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; choose one of "
+                         f"{', '.join(PROMPT_STYLES)}")
+    templates = PROMPT_STYLES[style]
     if item.language == "zh":
-        return PAPER_ZH
-    return SUBGROUP_EN if item.population_kind == "subgroup" else PAPER_EN
+        return templates["zh"]
+    return templates["subgroup" if item.population_kind == "subgroup" else "en"]
 
 
 def build_prompt(item: SurveyItem, tokenizer: Any = None, *, chat: bool = False,
-                 template: PromptTemplate | None = None) -> str:
+                 template: PromptTemplate | None = None, style: str = "paper") -> str:
     """The full prompt text for one item.
 
     Plain: user text followed by the answer prefix. Chat: the user text in the model's chat
     template, and the answer prefix (stripped) as the start of the assistant's reply, as the
     paper does for instruct models.
     """
-    template = template_for(item, template)
+    template = template_for(item, template, style)
     user = template.user_text(item)
+    answer = template.answer_text(item)
     if not chat:
-        return user + template.answer_prefix
+        return user + answer
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         raise ValueError("chat prompts need a tokenizer with a chat template")
     head = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
                                          add_generation_prompt=True)
-    return head + template.answer_prefix.lstrip()
+    return head + answer.lstrip()
 
 
 def check_prompt_lengths(items: Sequence[SurveyItem], tokenizer: Any, context: int, *,
-                         chat: bool = False, template: PromptTemplate | None = None) -> None:
+                         chat: bool = False, template: PromptTemplate | None = None,
+                         style: str = "paper") -> None:
     """Refuse the first item whose prompt has more tokens than the model's ``context``,
     naming its file and line (its first-token answer would be read past the context)."""
     for item in items:
-        prompt = build_prompt(item, tokenizer, chat=chat, template=template)
+        prompt = build_prompt(item, tokenizer, chat=chat, template=template, style=style)
         n = len(tokenizer(prompt)["input_ids"])
         if n > context:
             raise item.source.error(f"the prompt has {n} tokens, more than the model's "

@@ -1,10 +1,12 @@
 """First-token scoring: one forward pass per prompt, last position, option-letter columns.
 
 The prediction for an item with K options is the softmax over the logits of the tokens
-``A`` .. ``K-th letter`` at the position right after the prompt. Prompts are batched by
-length with left padding and explicit position ids, so padding does not change a single
-logit, the LM head is applied to the last position only (``logits_to_keep=1``), and the start
-that all prompts share (chat header, "How would someone from") is computed once.
+``A`` .. ``K-th letter`` at the position right after the prompt. Prompts are batched with
+left padding and explicit position ids, so padding does not change a single logit, and the
+LM head is applied to the last position only (``logits_to_keep=1``). The starts that prompts
+share are computed once and their key/value cache reused (:func:`plan_prefixes`): the chat
+header and "How would someone from" under the paper's template; under the question-first
+template (population last) the whole question with its options, for every population of it.
 """
 
 from __future__ import annotations
@@ -74,27 +76,28 @@ def left_pad(batch: Sequence[Sequence[int]], pad_id: int,
 
 
 def last_position_logits(model: Any, batch: Sequence[Sequence[int]], pad_id: int,
-                         prefix: SharedPrefix | None = None) -> torch.Tensor:
+                         block: PrefixBlock | None = None,
+                         which: Sequence[int] | None = None) -> torch.Tensor:
     """Next-token logits after each prompt, shape (batch, vocab), in float32.
 
-    With ``prefix`` (a shared start of every prompt, already run through the model) only the
-    rest of each prompt is computed; padding then sits between prefix and rest, masked out.
+    With ``block`` (starts of the prompts already run through the model) row ``r`` takes its
+    first ``len(block.token_ids[which[r]])`` tokens from the block's key/value cache and only
+    the rest is computed; padding then sits between the start and the rest, masked out.
     """
-    if prefix is None:
+    if block is None:
         inputs = left_pad(batch, pad_id, device=model.device)
         out = model(**inputs, logits_to_keep=1, use_cache=False)
         return out.logits[:, -1, :].float()
-    size = len(prefix.token_ids)
-    inputs = left_pad([ids[size:] for ids in batch], pad_id, device=model.device)
-    mask = torch.cat([torch.ones((len(batch), size), dtype=torch.long, device=model.device),
-                      inputs["attention_mask"]], dim=1)
-    # A prefix built without gradients is reused for many batches, so each gets a copy; one
-    # built with gradients (training) belongs to this batch, and copying would cut the graph.
-    cache = copy.deepcopy(prefix.cache) if prefix.reusable else prefix.cache
-    cache.batch_repeat_interleave(len(batch))
+    rows = list(which) if which is not None else [0] * len(batch)
+    sizes = [len(block.token_ids[p]) for p in rows]
+    inputs = left_pad([ids[size:] for ids, size in zip(batch, sizes)], pad_id,
+                      device=model.device)
+    index = torch.tensor(rows, device=model.device)
+    mask = torch.cat([block.mask[index], inputs["attention_mask"]], dim=1)
+    offset = torch.tensor(sizes, device=model.device)[:, None]
     out = model(input_ids=inputs["input_ids"], attention_mask=mask,
-                position_ids=inputs["position_ids"] + size, use_cache=True, logits_to_keep=1,
-                **{_cache_argument(model): cache})
+                position_ids=inputs["position_ids"] + offset, use_cache=True, logits_to_keep=1,
+                **{_cache_argument(model): block.cache_for(index)})
     return out.logits[:, -1, :].float()
 
 
@@ -106,36 +109,124 @@ def _cache_argument(model: Any) -> str:
     return "cache" if "cache" in names else "past_key_values"
 
 
-@dataclass
-class SharedPrefix:
-    """The tokens every prompt starts with (chat header, "How would someone from") and their
-    key/value cache, computed once instead of once per prompt.
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    size = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        size += 1
+    return size
 
-    Built with gradients enabled (training), the cache is part of the autograd graph: the
-    prefix then runs once per batch instead of once per row, gradients still flow through it,
-    and it is used by one ``last_position_logits`` call only.
+
+def plan_prefixes(token_ids: Sequence[Sequence[int]], min_tokens: int = 4,
+                  min_gain: int = 8) -> list[int]:
+    """How many of each prompt's first tokens to take from a shared key/value cache (0: none).
+
+    The prompts are sorted; neighbours that share at least ``min_gain`` tokens more than all
+    prompts do form a group with their common start (under the question-first template: one
+    question's populations share the question and its options), and the other prompts share
+    the start common to all (the chat header, "How would someone from"). Each prompt keeps at
+    least one token of its own, and a shared start shorter than ``min_tokens`` is not used.
+    """
+    if not token_ids:
+        return []
+    order = sorted(range(len(token_ids)), key=lambda i: list(token_ids[i]))
+    neighbours = [common_prefix_length(token_ids[a], token_ids[b])
+                  for a, b in zip(order, order[1:])]
+    common = min([*neighbours, *(len(t) - 1 for t in token_ids)])
+    sizes = [common if common >= min_tokens else 0] * len(token_ids)
+    group, shared = [order[0]], len(token_ids[order[0]]) - 1
+    for position, row in enumerate(order[1:]):
+        size = min(shared, neighbours[position], len(token_ids[row]) - 1)
+        # Join while the group keeps at least half of what it shares beyond the common start.
+        if size >= common + min_gain and size - common >= (shared - common) / 2:
+            group.append(row)
+            shared = size
+            continue
+        _close(group, shared, sizes)
+        group, shared = [row], len(token_ids[row]) - 1
+    _close(group, shared, sizes)
+    return sizes
+
+
+def _close(group: list[int], shared: int, sizes: list[int]) -> None:
+    if len(group) > 1:
+        for row in group:
+            sizes[row] = shared
+
+
+@dataclass
+class PrefixBlock:
+    """Distinct starts of prompts (chat header, a question and its options) and their
+    key/value cache, computed once instead of once per prompt: right-padded to one width,
+    so each start's keys are exactly its own (attention is causal).
+
+    Built with gradients enabled (training), the cache is part of the autograd graph:
+    gradients flow through a start as through the rest of each prompt that uses it.
     """
 
-    token_ids: list[int]
+    token_ids: list[list[int]]
     cache: Any
-    reusable: bool = True
+    mask: torch.Tensor  # (starts, width): 1 on each start's own tokens
 
     @classmethod
-    def build(cls, model: Any, token_ids: Sequence[Sequence[int]],
-              min_tokens: int = 4) -> SharedPrefix | None:
-        """The longest common prefix of all prompts (leaving each at least one token of its
-        own), or None when it is too short to be worth it."""
-        shortest = min(len(ids) for ids in token_ids)
-        size = 0
-        first = token_ids[0]
-        while size < shortest - 1 and all(ids[size] == first[size] for ids in token_ids):
-            size += 1
-        if size < min_tokens:
-            return None
-        input_ids = torch.tensor([list(first[:size])], device=model.device)
-        out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+    def build(cls, model: Any, starts: Sequence[Sequence[int]]) -> PrefixBlock:
+        width = max(len(ids) for ids in starts)
+        input_ids = torch.zeros((len(starts), width), dtype=torch.long)
+        mask = torch.zeros((len(starts), width), dtype=torch.long)
+        for row, ids in enumerate(starts):
+            input_ids[row, :len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+            mask[row, :len(ids)] = 1
+        mask = mask.to(model.device)
+        positions = torch.arange(width, device=model.device).expand(len(starts), width)
+        out = model(input_ids=input_ids.to(model.device), attention_mask=mask,
+                    position_ids=positions, use_cache=True, logits_to_keep=1)
         cache = getattr(out, "cache", None) or out.past_key_values
-        return cls(list(first[:size]), cache, reusable=not torch.is_grad_enabled())
+        return cls([list(ids) for ids in starts], cache, mask)
+
+    def cache_for(self, index: torch.Tensor) -> Any:
+        """A cache with the starts ``index`` as its rows, leaving this block's own intact."""
+        cache = copy.copy(self.cache)
+        cache.layers = [copy.copy(layer) for layer in self.cache.layers]
+        cache.batch_select_indices(index)
+        return cache
+
+
+def prefix_block(model: Any, token_ids: Sequence[Sequence[int]], sizes: Sequence[int]
+                 ) -> tuple[PrefixBlock | None, list[int], list[int]]:
+    """The block of the starts ``sizes`` asks for, each row's start in it, and the rows
+    that take none (a ``None`` block when no row shares a start)."""
+    starts: dict[tuple[int, ...], int] = {}
+    which = []
+    for ids, size in zip(token_ids, sizes):
+        if size:
+            which.append(starts.setdefault(tuple(ids[:size]), len(starts)))
+        else:
+            which.append(-1)
+    if not starts:
+        return None, which, list(range(len(token_ids)))
+    return (PrefixBlock.build(model, [list(key) for key in starts]), which,
+            [row for row, p in enumerate(which) if p < 0])
+
+
+def logits_with_shared_starts(model: Any, token_ids: Sequence[Sequence[int]], pad_id: int,
+                              sizes: Sequence[int] | None) -> torch.Tensor:
+    """Last-position logits of ``token_ids`` (one batch), the starts of ``sizes`` computed
+    once (see :func:`plan_prefixes`; None: every row in full)."""
+    if sizes is None or not any(sizes):
+        return last_position_logits(model, token_ids, pad_id)
+    block, which, alone = prefix_block(model, token_ids, sizes)
+    shared = [row for row in range(len(token_ids)) if which[row] >= 0]
+    logits = last_position_logits(model, [token_ids[r] for r in shared], pad_id, block,
+                                  [which[r] for r in shared])
+    if not alone:
+        return logits
+    own = last_position_logits(model, [token_ids[r] for r in alone], pad_id)
+    out = torch.empty((len(token_ids), logits.shape[1]), dtype=logits.dtype,
+                      device=logits.device)
+    out[torch.tensor(shared, device=out.device)] = logits
+    out[torch.tensor(alone, device=out.device)] = own
+    return out
 
 
 def letter_log_probs(logits: torch.Tensor, letter_ids: torch.Tensor, n_options: Sequence[int],
@@ -172,6 +263,37 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def shared_batches(token_ids: Sequence[Sequence[int]], sizes: Sequence[int], batch_size: int,
+                   max_rows_factor: int = 8) -> list[list[int]]:
+    """Batches of prompts that share starts (``sizes``, :func:`plan_prefixes`): rows of one
+    start together, longest rest first, as many per batch as fit in the tokens of
+    ``batch_size`` unshared prompts (at most ``max_rows_factor`` times as many rows)."""
+    budget = batch_size * max(len(t) for t in token_ids)
+    start_of = [tuple(ids[:size]) for ids, size in zip(token_ids, sizes)]
+    first_seen: dict[tuple[int, ...], int] = {}
+    for row in sorted(range(len(token_ids)), key=lambda i: list(token_ids[i])):
+        first_seen.setdefault(start_of[row], len(first_seen))
+    order = sorted(range(len(token_ids)),
+                   key=lambda i: (first_seen[start_of[i]], -(len(token_ids[i]) - sizes[i])))
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    starts: set[tuple[int, ...]] = set()
+    longest_rest = 0
+    for row in order:
+        rest = len(token_ids[row]) - sizes[row]
+        new_starts = starts | {start_of[row]}
+        cost = (sum(len(s) for s in new_starts) + (len(batch) + 1) * max(longest_rest, rest))
+        if batch and (cost > budget or len(batch) >= max_rows_factor * batch_size):
+            batches.append(batch)
+            batch, new_starts, longest_rest = [], {start_of[row]}, 0
+        batch.append(row)
+        starts = new_starts
+        longest_rest = max(longest_rest, rest)
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 @torch.no_grad()
 def score_token_ids(model: Any, token_ids: Sequence[Sequence[int]], n_options: Sequence[int],
                     letter_ids: Sequence[int], pad_id: int, *, batch_size: int = 8,
@@ -180,7 +302,10 @@ def score_token_ids(model: Any, token_ids: Sequence[Sequence[int]], n_options: S
                     log_priors: Sequence[Sequence[float]] | None = None) -> list[Prediction]:
     """Predictions for pre-tokenised prompts, in input order.
 
-    ``share_prefix`` computes the tokens all prompts start with once (same numbers, less work).
+    ``share_prefix`` computes the starts that prompts share once (:func:`plan_prefixes`:
+    the chat header for every prompt; under the question-first template a question and its
+    options for all its populations) and batches the prompts of one start together; the
+    numbers are the same as without (to float tolerance), the work much less.
     ``log_priors`` (one vector per prompt) anchors each prediction on a prior.
     """
     if len(token_ids) != len(n_options):
@@ -193,11 +318,14 @@ def score_token_ids(model: Any, token_ids: Sequence[Sequence[int]], n_options: S
     results: list[Prediction | None] = [None] * len(token_ids)
     was_training = model.training
     model.eval()
-    prefix = SharedPrefix.build(model, token_ids) if share_prefix else None
+    sizes = plan_prefixes(token_ids) if share_prefix else [0] * len(token_ids)
+    batches = (shared_batches(token_ids, sizes, batch_size) if any(sizes)
+               else length_batches([len(t) for t in token_ids], batch_size))
     with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not progress,
               leave=False) as bar:
-        for idx in length_batches([len(t) for t in token_ids], batch_size):
-            logits = last_position_logits(model, [token_ids[i] for i in idx], pad_id, prefix)
+        for idx in batches:
+            logits = logits_with_shared_starts(model, [token_ids[i] for i in idx], pad_id,
+                                               [sizes[i] for i in idx])
             widths = [n_options[i] for i in idx]
             prior = None if log_priors is None else padded_log_priors(
                 [log_priors[i] for i in idx], max(widths))

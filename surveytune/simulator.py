@@ -24,7 +24,7 @@ from .metrics import metrics_table, result_rows
 from .models import DEFAULT_MODEL, LoadedModel, ModelError
 from .ordering import order_averaged, reversed_item
 from .priors import Prior, calibration_groups
-from .prompts import PromptTemplate, build_prompt
+from .prompts import PROMPT_STYLES, PromptTemplate, build_prompt
 from .records import PredictionRecord, write_predictions
 from .scoring import Prediction
 from .training import TrainConfig, TrainResult, train
@@ -56,7 +56,8 @@ class Simulator:
     def __init__(self, loaded: LoadedModel | Backend, *, chat: bool | None = None,
                  template: PromptTemplate | None = None, batch_size: int = 8,
                  adapter: str | None = None, prior: Prior | None = None,
-                 order_average: bool = False, calibration: Calibration | None = None) -> None:
+                 order_average: bool = False, calibration: Calibration | None = None,
+                 prompt: str = "paper") -> None:
         self.backend: Backend = (HFBackend(loaded, batch_size=batch_size)
                                  if isinstance(loaded, LoadedModel) else loaded)
         self.model_name = self.backend.model_name
@@ -67,6 +68,11 @@ class Simulator:
         # whenever the tokenizer has one.
         self.chat = has_template if chat is None else chat
         self.template = template
+        if prompt not in PROMPT_STYLES:
+            raise ModelError(f"--prompt: unknown prompt style {prompt!r}; choose one of "
+                             f"{', '.join(PROMPT_STYLES)}")
+        # The templates' style (prompts.PROMPT_STYLES) when no template is given.
+        self.prompt = prompt
         self.batch_size = batch_size
         self.adapter = adapter
         # Prior-anchored prediction: set by fit, or read from the adapter (surveytune.priors).
@@ -106,7 +112,8 @@ class Simulator:
              dtype: str = "auto", chat: bool | None = None,
              template: PromptTemplate | None = None, batch_size: int = 8,
              trust_remote_code: bool = False, order_average: bool = False,
-             backend: str = "hf", **backend_options: Any) -> Simulator:
+             backend: str = "hf", prompt: str | None = None,
+             **backend_options: Any) -> Simulator:
         """Load a model by name or path, optionally with trained weights from ``adapter``
         (a folder written by :meth:`fit`; refused with :class:`ModelError` when it was
         trained on another base model or does not fit this one). ``order_average`` averages
@@ -116,7 +123,10 @@ class Simulator:
         (``device``, ``load_in_8bit`` for hf; ``base_url``, ``tokenizer`` for openai) pass
         through. With ``openai`` the server must serve the adapter's weights under ``model``
         (e.g. vLLM's ``--lora-modules``): ``adapter`` is then read for its record only
-        (chat, template and the prior, applied here on the client)."""
+        (chat, template and the prior, applied here on the client).
+
+        ``prompt`` is the prompt style (:data:`surveytune.prompts.PROMPT_STYLES`; default
+        the adapter's, else ``paper``)."""
         prior, meta, calibration = None, None, None
         if adapter is not None:
             meta = AdapterMeta.read(Path(adapter))
@@ -124,6 +134,8 @@ class Simulator:
                 chat = meta.chat
             if template is None and meta.template:
                 template = PromptTemplate(**meta.template)
+            if prompt is None:
+                prompt = meta.raw.get("prompt", "paper")
             prior = load_prior(adapter, meta)
             calibration = load_calibration(adapter, meta)
         options = dict(backend_options, batch_size=batch_size,
@@ -136,12 +148,13 @@ class Simulator:
         engine = load_backend(backend, model, **options)
         return cls(engine, chat=chat, template=template, batch_size=batch_size,
                    adapter=None if adapter is None else str(adapter), prior=prior,
-                   order_average=order_average, calibration=calibration)
+                   order_average=order_average, calibration=calibration,
+                   prompt=prompt or "paper")
 
     # -- prediction -------------------------------------------------------------------------
     def prompts(self, items: Sequence[SurveyItem]) -> list[str]:
-        return [build_prompt(i, self.tokenizer, chat=self.chat, template=self.template)
-                for i in items]
+        return [build_prompt(i, self.tokenizer, chat=self.chat, template=self.template,
+                             style=self.prompt) for i in items]
 
     def predict(self, items: Sequence[SurveyItem], *, progress: bool = True,
                 desc: str = "scoring") -> list[Prediction]:
@@ -233,7 +246,7 @@ class Simulator:
         config and data. Afterwards this simulator predicts with the chosen weights."""
         config = config or TrainConfig()
         self._hf("fine-tuning (fit)")
-        extra = {"base_model": self.model_name, "chat": self.chat,
+        extra = {"base_model": self.model_name, "chat": self.chat, "prompt": self.prompt,
                  "template": None if self.template is None else self.template.to_dict()}
         self.model, result = train(self.model, self.tokenizer, self.letter_ids, train_items,
                                    valid_items, self.prompts, config, out_dir,

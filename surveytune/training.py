@@ -45,11 +45,11 @@ from .precision import PRECISIONS, PrecisionChoice, choose_precision
 from .priors import PRIOR_NAMES, Prior, make_prior
 from .records import TrainingRecord
 from .scoring import (
-    SharedPrefix,
     encode,
-    last_position_logits,
     letter_log_probs,
+    logits_with_shared_starts,
     padded_log_priors,
+    plan_prefixes,
 )
 from .splits import carve_populations
 from .validation import Batchable, fit_on_validation, validate
@@ -185,13 +185,14 @@ def batch_loss(model: Any, batch: Batchable, idx: Sequence[int], letter_ids: tor
                pad_id: int, loss_name: str, *, share_prefix: bool = True) -> torch.Tensor:
     """Mean loss of items ``idx`` with gradients (one forward pass, last position only).
 
-    The start the items share (chat header, "How would someone from") runs once for the
-    batch; gradients flow through it as through the rest. With LoRA dropout the shared start
-    gets one dropout mask instead of one per row, otherwise the numbers are the same.
+    The starts the items share (chat header; under the question-first template a question
+    and its options) run once for the batch (:func:`surveytune.scoring.plan_prefixes`);
+    gradients flow through them as through the rest. With LoRA dropout a shared start gets
+    one dropout mask instead of one per row, otherwise the numbers are the same.
     """
     token_ids = [batch.token_ids[i] for i in idx]
-    prefix = SharedPrefix.build(model, token_ids) if share_prefix else None
-    logits = last_position_logits(model, token_ids, pad_id, prefix)
+    sizes = plan_prefixes(token_ids) if share_prefix else None
+    logits = logits_with_shared_starts(model, token_ids, pad_id, sizes)
     n_options = [batch.n_options[i] for i in idx]
     prior = None if batch.log_priors is None else padded_log_priors(
         [batch.log_priors[i] for i in idx], max(n_options))

@@ -135,13 +135,13 @@ def test_missing_package_gives_install_line(monkeypatch, tmp_path):
 
 
 def test_shared_prefix_is_computed_once_with_identical_results(tiny_model_dir, toy_items):
-    from surveytune.scoring import SharedPrefix
+    from surveytune.scoring import plan_prefixes
 
     loaded = LoadedModel.load(str(tiny_model_dir))
     ids = encode(loaded.tokenizer, [build_prompt(i) for i in toy_items], chat=False)
-    prefix = SharedPrefix.build(loaded.model, ids)
-    assert prefix is not None
-    tokens = loaded.tokenizer.convert_ids_to_tokens(prefix.token_ids)
+    sizes = plan_prefixes(ids)
+    assert len(set(sizes)) == 1 and sizes[0] > 0  # the paper's template: one common start
+    tokens = loaded.tokenizer.convert_ids_to_tokens(ids[0][:sizes[0]])
     assert "".join(tokens) == "How would someone from "  # the tiny tokenizer is per character
     args = (loaded.model, ids, [i.n_options for i in toy_items], loaded.letter_ids,
             loaded.tokenizer.pad_token_id)

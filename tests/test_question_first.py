@@ -1,0 +1,134 @@
+"""The question-first prompt style: its templates, the per-question shared starts, and that
+the shared path gives the same distributions and gradients as running every prompt in full."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_items
+
+from surveytune.items import DataError, make_item
+from surveytune.models import LoadedModel
+from surveytune.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
+from surveytune.scoring import encode, plan_prefixes, score_token_ids, shared_batches
+from surveytune.simulator import Simulator
+from surveytune.training import TrainConfig, batch_loss, wrap_for_training
+from surveytune.validation import Batchable
+
+POPULATIONS = ("Aland", "Borduria", "Carpania", "Dalmatia", "Elbonia")
+
+
+def _items():
+    return synthetic_items(n_questions=4, populations=POPULATIONS)
+
+
+def test_question_first_names_the_population_last_in_every_language():
+    item = make_item(survey="s", question_id="q", question="Is it good?", options=["Yes", "No"],
+                     distribution=[0.5, 0.5], population="Egypt")
+    prompt = build_prompt(item, style="question-first")
+    assert prompt.startswith("How would people answer the following question?\n\nIs it good?")
+    assert prompt.endswith("(B)No Answering as someone from Egypt, my answer would be (")
+    zh = build_prompt(item.replace(language="zh"), style="question-first")
+    assert zh.endswith("作为来自Egypt的人，我的答案会是(")
+    group = item.replace(population="POLPARTY: Democrat", population_kind="subgroup")
+    assert build_prompt(group, style="question-first").endswith(
+        "Answering as a Democrat in the United States, my answer would be (")
+    assert all(t.population_last for t in PROMPT_STYLES["question-first"].values())
+    assert not any(t.population_last for t in PROMPT_STYLES["paper"].values())
+
+
+def test_a_template_names_the_population_once(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('{"user": "{population}? {question} {options}", '
+                    '"answer_prefix": " as {population}: ("}')
+    with pytest.raises(DataError, match=r"t\.json: field 'user': \{population\} is in both"):
+        PromptTemplate.from_file(path)
+    path.write_text('{"user": "{question} {options}", "answer_prefix": " as {place}: ("}')
+    with pytest.raises(DataError, match=r"field 'answer_prefix': unknown placeholder \{place\}"):
+        PromptTemplate.from_file(path)
+    path.write_text('{"user": "{question} {options}", "answer_prefix": " as {population}: ("}')
+    assert PromptTemplate.from_file(path).population_last
+
+
+def test_each_question_shares_its_question_part():
+    loaded_prompts = [build_prompt(i, style="question-first") for i in _items()]
+    ids = [[ord(c) for c in p] for p in loaded_prompts]
+    sizes = plan_prefixes(ids)
+    by_question: dict[str, set[int]] = {}
+    for item, size in zip(_items(), sizes):
+        by_question.setdefault(item.question_id, set()).add(size)
+    assert all(len(s) == 1 for s in by_question.values())  # one start per question
+    for item, prompt, size in zip(_items(), loaded_prompts, sizes):
+        shared = prompt[:size]
+        assert item.question in shared and "Answering as someone from " in shared
+        assert item.population not in shared
+    # The paper's template shares only its common start ("How would someone from ").
+    paper = [[ord(c) for c in build_prompt(i)] for i in _items()]
+    assert set(plan_prefixes(paper)) == {len("How would someone from ")}
+
+
+def test_batches_keep_a_question_together_and_cover_everything_once():
+    ids = [[ord(c) for c in build_prompt(i, style="question-first")] for i in _items()]
+    batches = shared_batches(ids, plan_prefixes(ids), batch_size=2)
+    assert sorted(i for b in batches for i in b) == list(range(len(ids)))
+    questions = [{_items()[i].question_id for i in b} for b in batches]
+    assert all(len(q) <= 2 for q in questions)
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_shared_scoring_equals_every_prompt_in_full(tiny_model_dir, chat):
+    loaded = LoadedModel.load(str(tiny_model_dir))
+    sim = Simulator(loaded, chat=chat, prompt="question-first")
+    items = _items()
+    ids = encode(loaded.tokenizer, sim.prompts(items), chat=chat)
+    args = (loaded.model, ids, [i.n_options for i in items], loaded.letter_ids,
+            loaded.tokenizer.pad_token_id)
+    shared = score_token_ids(*args, batch_size=3, progress=False, share_prefix=True)
+    plain = score_token_ids(*args, batch_size=3, progress=False, share_prefix=False)
+    for a, b in zip(shared, plain):
+        np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-6)
+        assert a.letter_mass == pytest.approx(b.letter_mass, abs=1e-6)
+
+
+def test_shared_training_gives_the_same_loss_and_gradients(tiny_model_dir):
+    loaded = LoadedModel.load(str(tiny_model_dir))
+    items = _items()
+    sim = Simulator(loaded, chat=False, prompt="question-first")
+    tokenized = encode(loaded.tokenizer, sim.prompts(items), chat=False)
+    batch = Batchable(tokenized, [i.distribution for i in items])
+    model = wrap_for_training(loaded.model, TrainConfig(lora_r=4, lora_dropout=0.0,
+                                                        target_modules=("all-linear",)))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    letters = torch.tensor(loaded.letter_ids)
+    pad = loaded.tokenizer.pad_token_id
+    # Two questions and a lone row of a third: two shared starts and the common one.
+    idx = [0, 1, 2, 5, 6, 7, 12]
+    assert len({s for s in plan_prefixes([tokenized[i] for i in idx])}) == 3
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(shared: bool):
+        model.zero_grad()
+        loss = batch_loss(model, batch, idx, letters, pad, "kl", share_prefix=shared)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in trainable]
+
+    loss_shared, grads_shared = loss_and_grads(True)
+    loss_plain, grads_plain = loss_and_grads(False)
+    assert loss_shared == pytest.approx(loss_plain, abs=1e-5)
+    for a, b in zip(grads_shared, grads_plain):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_the_prompt_style_is_saved_with_the_adapter(tiny_model_dir, tmp_path):
+    items = _items()
+    sim = Simulator.load(str(tiny_model_dir), chat=False, prompt="question-first")
+    config = TrainConfig(max_steps=2, batch_size=4, eval_every=0, learning_rate=1e-3)
+    sim.fit([i for i in items if i.question_id != "q3"],
+            [i for i in items if i.question_id == "q3"], tmp_path / "run", config,
+            progress=False)
+    again = Simulator.load(str(tiny_model_dir), adapter=tmp_path / "run" / "adapter")
+    assert again.prompt == "question-first"
+    assert again.prompts(items[:1])[0].endswith("someone from Aland, my answer would be (")
