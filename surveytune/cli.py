@@ -107,8 +107,8 @@ def _check_out_file(path: Path, flag: str = "--out") -> None:
 def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl, csv, "
                "wvs-unified, paper-json, goqa or gss.")] = "auto", as_json: JsonFlag = False):
     """Validate a survey file and say what it holds."""
+    from .items import describe
     from .loaders import load_items
-    from .study import describe
 
     items = load_items(file, format=format)
     info = {"file": str(file), **describe(items),
@@ -483,14 +483,15 @@ def main() -> None:
     SURVEYTUNE_DEBUG=1 for the traceback)."""
     import os
 
-    from .models import ModelError
-
     warnings.showwarning = _show_warning
     warnings.filterwarnings("ignore", module="transformers")
     try:
         app()
-    except (DataError, ModelError, ValueError, OSError) as exc:
-        if os.environ.get("SURVEYTUNE_DEBUG"):
+    except Exception as exc:
+        # ModelError lives in .models, which imports torch: look it up (none exists before it)
+        models = sys.modules.get(f"{__package__}.models")
+        known = (DataError, ValueError, OSError, *((models.ModelError,) if models else ()))
+        if not isinstance(exc, known) or os.environ.get("SURVEYTUNE_DEBUG"):
             raise
         # one line, always: a message may quote text with line breaks or odd characters
         message = " ".join(str(exc).splitlines()) or type(exc).__name__

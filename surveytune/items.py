@@ -311,6 +311,14 @@ def check_consistent_questions(items: Iterable[SurveyItem]) -> None:
                     f"question_id {_short(item.question_id)} has other {name} at {where}", name)
 
 
+def describe(items: Sequence[SurveyItem]) -> dict[str, int]:
+    """Counts a person wants to see about a set of items."""
+    return {"items": len(items),
+            "populations": len({i.population for i in items}),
+            "questions": len({(i.survey, i.question_id) for i in items}),
+            "surveys": len({i.survey for i in items})}
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a file so that readers see either the old content or the whole new one."""
     path = Path(path)

@@ -17,6 +17,9 @@ positions of both distributions, renormalises each to sum 1 and computes
 does not count (the other metrics compare every option). A distribution with no mass on the
 scale cannot be scored and raises. Items without ``scale_positions`` are scored on all
 options exactly as before.
+
+scipy and pandas are imported by the functions that use them: importing this module (or
+``surveytune``) costs numpy only.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import entropy, wasserstein_distance
 
 from .items import SurveyItem
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRIC_NAMES = ("1-jsd", "js_divergence", "emd", "emd_paper", "tv", "acc")
 
@@ -99,6 +103,9 @@ def _metric_arrays(p: np.ndarray, q: np.ndarray,
                    scale: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """All metrics for rows of ``p`` and ``q`` (shape ``(n, K)``, one K, validated), as
     arrays of n; ``scale`` restricts ``emd`` (see the module docstring)."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import wasserstein_distance
+
     # For (near-)identical rows scipy's JS divergence can round to a tiny negative number and
     # its square root to NaN; inputs are validated distributions, so NaN means distance 0.
     with np.errstate(invalid="ignore"):
@@ -143,6 +150,8 @@ def metrics_table(items: Sequence[SurveyItem],
     ``predictions`` are probability vectors aligned with ``items``; a wrong length or a vector
     that is not a distribution raises :class:`ValueError` naming the item.
     """
+    import pandas as pd
+
     if len(items) != len(predictions):
         raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
     checked = [_check_prediction(item, pred) for item, pred in zip(items, predictions)]
@@ -182,6 +191,8 @@ def summarize(table: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.
 
     Raises :class:`ValueError` if any metric value is NaN (nothing is silently dropped).
     """
+    import pandas as pd
+
     metrics = [m for m in METRIC_NAMES if m in table.columns]
     bad = table[metrics].isna().any(axis=1)
     if bad.any():
@@ -216,6 +227,8 @@ def between_population_similarity(items: Sequence[SurveyItem],
     skipped. Uses the human distributions when ``predictions`` is None, else the predicted
     ones. Raises :class:`ValueError` if no question has two populations.
     """
+    from scipy.spatial.distance import jensenshannon
+
     if predictions is None:
         dists = [np.asarray(i.distribution, dtype=float) for i in items]
     else:
@@ -246,6 +259,8 @@ def between_population_similarity(items: Sequence[SurveyItem],
 
 def mean_entropy(distributions: Iterable[Sequence[float]], normalised: bool = True) -> float:
     """Mean Shannon entropy (nats) of the distributions; divided by log K if ``normalised``."""
+    from scipy.stats import entropy
+
     values = []
     for dist in distributions:
         d = check_distribution(dist)
@@ -291,6 +306,8 @@ def subpop_wd(human: Sequence[float], predicted: Sequence[float],
     (``K - 1`` for positions), so it lies in [0, 1]. Raises :class:`ValueError` on input that
     is not two probability vectors of one length, or a support of another length or no range.
     """
+    from scipy.stats import wasserstein_distance
+
     p = check_distribution(human, "human distribution")
     q = check_distribution(predicted, "predicted distribution", n_options=p.size)
     values = np.arange(p.size, dtype=float) if support is None else np.asarray(support, float)
