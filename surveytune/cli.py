@@ -21,11 +21,15 @@ from .cli_options import (
     Load8Opt,
     MissingOpt,
     PrecisionOpt,
+    PromptOpt,
     TokenizerOpt,
     TopLogprobsOpt,
     backend_options,
 )
 from .cli_options import check_flag as _flag
+from .cli_options import check_prompts as _check_prompts
+from .cli_options import load_simulator as _simulator
+from .cli_options import load_template as _template
 from .items import DataError, DataWarning, atomic_write_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -54,44 +58,6 @@ TemplateOpt = Annotated[Optional[Path], typer.Option(help="JSON prompt template 
 
 def _write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
-
-
-def _template(path: Path | None):
-    from .prompts import PromptTemplate
-
-    return None if path is None else PromptTemplate.from_file(path)
-
-
-def _simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
-               template, batch_size: int, order_average: bool = False,
-               backend: str = "hf", options: dict | None = None):
-    from .models import DTYPE_CHOICES, ModelError
-    from .simulator import Simulator
-
-    _flag("--dtype", dtype, choices=DTYPE_CHOICES)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would break one-line errors
-    try:
-        return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat,
-                              batch_size=batch_size, template=template,
-                              order_average=order_average, backend=backend,
-                              **(options or {}))
-    except ModelError as exc:
-        if str(exc).startswith("cannot load model"):
-            raise ModelError(f"--model: {exc}") from None
-        raise
-
-
-def _check_prompts(sim, *item_lists) -> None:
-    """Refuse items whose prompts exceed the model's context, before any scoring/training."""
-    from .prompts import check_prompt_lengths
-
-    context = sim.backend.context_length()
-    if context is not None:
-        for items in item_lists:
-            check_prompt_lengths(items, sim.tokenizer, context, chat=sim.chat,
-                                 template=sim.template, style=sim.prompt)
 
 
 def _check_out_file(path: Path, flag: str = "--out") -> None:
@@ -125,22 +91,28 @@ def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl
                f"populations are {', '.join(info['population_kinds'])}")
 
 
-@data_app.command("splits")
-def data_splits(out: Annotated[Path, typer.Option(help="Folder for the split files.")],
-                data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False):
-    """Write train, valid, test_1..test_7 and goqa as canonical JSONL files."""
+def _write_splits(out: Path, splits: dict, as_json: bool) -> None:
     from . import runfolder
     from .items import write_jsonl
-    from .study import study_splits
 
-    runfolder.check(out, "splits")
-    splits = study_splits(data_dir)  # everything is loaded and checked before writing
     with runfolder.claim(out, "splits"):
         for name, items in splits.items():
             write_jsonl(items, out / f"{name}.jsonl")
     counts = {name: len(items) for name, items in splits.items()}
     typer.echo(json.dumps(counts) if as_json else
                "\n".join(f"{out / (name + '.jsonl')}: {n} items" for name, n in counts.items()))
+
+
+@data_app.command("splits")
+def data_splits(out: Annotated[Path, typer.Option(help="Folder for the split files.")],
+                data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False):
+    """Write train, valid, test_1..test_7 and goqa as canonical JSONL files."""
+    from . import runfolder
+    from .study import study_splits
+
+    runfolder.check(out, "splits")
+    splits = study_splits(data_dir)  # everything is loaded and checked before writing
+    _write_splits(out, splits, as_json)
 
 
 @data_app.command("holdout")
@@ -155,7 +127,6 @@ def data_holdout(file: Path, out: Annotated[Path, typer.Option(help="Folder for 
     """Your own splits of one survey file: hold out named or a seeded fraction of populations
     and questions (train, test_questions, test_populations, test_both)."""
     from . import runfolder
-    from .items import write_jsonl
     from .loaders import load_items
     from .splits import holdout_splits
 
@@ -165,12 +136,7 @@ def data_holdout(file: Path, out: Annotated[Path, typer.Option(help="Folder for 
     splits = holdout_splits(load_items(file), populations=population or (),
                             questions=question or (), population_fraction=population_fraction,
                             question_fraction=question_fraction, seed=seed)
-    with runfolder.claim(out, "splits"):
-        for name, items in splits.items():
-            write_jsonl(items, out / f"{name}.jsonl")
-    counts = {name: len(items) for name, items in splits.items()}
-    typer.echo(json.dumps(counts) if as_json else
-               "\n".join(f"{out / (name + '.jsonl')}: {n} items" for name, n in counts.items()))
+    _write_splits(out, splits, as_json)
 
 
 @app.command()
@@ -212,7 +178,7 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
                                                     "predictions.jsonl.")],
              model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
              dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
-             batch_size: int = 8, order_average: OrderAverageOpt = False,
+             prompt: PromptOpt = None, batch_size: int = 8, order_average: OrderAverageOpt = False,
              backend: BackendOpt = "hf", device: DeviceOpt = "auto",
              load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
              base_url: BaseUrlOpt = None, tokenizer: TokenizerOpt = None,
@@ -241,12 +207,13 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
     prompt_template = _template(template)
     runfolder.check(out, "evaluate")
     sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size, order_average,
-                     backend, options)
+                     backend, options, prompt)
     _check_prompts(sim, *splits.values())
     with runfolder.claim(out, "evaluate"):
         rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
         payload = {"results": rows, "model": model, "adapter": None if adapter is None
                    else str(adapter), "dtype": dtype, "chat": sim.chat, "backend": backend,
+                   "prompt": sim.prompt,
                    "order_average": order_average,
                    "prior": None if sim.prior is None else sim.prior.name}
         _write_json(out / "metrics.json", payload)
@@ -263,7 +230,8 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
                                                              "checkpoint is chosen on it.")],
           out: Annotated[Path, typer.Option(help="Run folder (re-run to resume).")],
           model: ModelOpt = "smollm2-135m-instruct", dtype: DtypeOpt = "auto",
-          chat: ChatOpt = None, template: TemplateOpt = None, device: DeviceOpt = "auto",
+          chat: ChatOpt = None, template: TemplateOpt = None, prompt: PromptOpt = None,
+          device: DeviceOpt = "auto",
           load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
           gradient_checkpointing: Annotated[bool, typer.Option(
               "--gradient-checkpointing", help="Recompute activations in backward: less "
@@ -348,7 +316,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
         runfolder.check(out, "train")
     sim = _simulator(model, None, dtype, chat, prompt_template, batch_size, backend="hf",
                      options=backend_options("hf", device=device, load_in_8bit=load_in_8bit,
-                                             load_in_4bit=load_in_4bit))
+                                             load_in_4bit=load_in_4bit), prompt=prompt)
     _check_prompts(sim, train_items, valid_items)
     with runfolder.claim(out, "train") if main_process else contextlib.nullcontext():
         result = sim.fit(train_items, valid_items, out, config)
@@ -371,7 +339,8 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
                                                        "(repeat).")],
             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
             dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
-            order_average: OrderAverageOpt = False, backend: BackendOpt = "hf",
+            prompt: PromptOpt = None, order_average: OrderAverageOpt = False,
+            backend: BackendOpt = "hf",
             device: DeviceOpt = "auto", load_in_8bit: Load8Opt = False,
             load_in_4bit: Load4Opt = False, base_url: BaseUrlOpt = None,
             tokenizer: TokenizerOpt = None, top_logprobs: TopLogprobsOpt = 20,
@@ -396,7 +365,7 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
                                tokenizer=tokenizer, top_logprobs=top_logprobs,
                                concurrency=concurrency, missing=missing_letters)
     sim = _simulator(model, adapter, dtype, chat, _template(template), 8, order_average,
-                     backend, options)
+                     backend, options, prompt)
     _check_prompts(sim, items)
     table = sim.predict_question(question, option, country)
     if as_json:

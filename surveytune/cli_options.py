@@ -4,6 +4,7 @@ that refuses a flag's value naming the flag."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -29,6 +30,11 @@ PrecisionOpt = Annotated[str, typer.Option(
     help="Training arithmetic: auto (bf16-autocast where the device computes bfloat16 "
          "natively: a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX; else float32), "
          "float32 or bf16-autocast.")]
+PromptOpt = Annotated[Optional[str], typer.Option(
+    help="Prompt style: paper (the population first, the paper's wording) or question-first "
+         "(the question and options first, the population named in the answer, so the "
+         "question part is computed once for all its populations). Default: the adapter's, "
+         "else paper.")]
 DeviceOpt = Annotated[str, typer.Option(help="hf backend: auto (a GPU when there is one), "
                                              "cpu, cuda or mps.")]
 Load8Opt = Annotated[bool, typer.Option("--load-in-8bit", help="hf backend on CUDA: an 8-bit "
@@ -79,3 +85,41 @@ def check_flag(flag: str, value, *, minimum: float | None = None, above: float |
                              (maximum, lambda b: value > b, "at most")):
         if bound is not None and bad(bound):
             raise DataError(f"must be {word} {bound:g}, got {value:g}", file=flag)
+
+
+def load_template(path: Path | None):
+    from .prompts import PromptTemplate
+
+    return None if path is None else PromptTemplate.from_file(path)
+
+
+def load_simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
+               template, batch_size: int, order_average: bool = False,
+               backend: str = "hf", options: dict | None = None, prompt: str | None = None):
+    from .models import DTYPE_CHOICES, ModelError
+    from .simulator import Simulator
+
+    check_flag("--dtype", dtype, choices=DTYPE_CHOICES)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would break one-line errors
+    try:
+        return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat,
+                              batch_size=batch_size, template=template,
+                              order_average=order_average, backend=backend,
+                              prompt=prompt, **(options or {}))
+    except ModelError as exc:
+        if str(exc).startswith("cannot load model"):
+            raise ModelError(f"--model: {exc}") from None
+        raise
+
+
+def check_prompts(sim, *item_lists) -> None:
+    """Refuse items whose prompts exceed the model's context, before any scoring/training."""
+    from .prompts import check_prompt_lengths
+
+    context = sim.backend.context_length()
+    if context is not None:
+        for items in item_lists:
+            check_prompt_lengths(items, sim.tokenizer, context, chat=sim.chat,
+                                 template=sim.template, style=sim.prompt)

@@ -51,7 +51,7 @@ from .budgets import (
     Budget,
     with_method,
 )
-from .items import DataError, SurveyItem
+from .items import DataError, SurveyItem, describe
 from .loaders import find_data_file, load_goqa, load_gss, load_paper_json, load_wvs_unified
 from .metrics import (
     SUBPOP_WD,
@@ -148,14 +148,6 @@ def restrict_to_questions(splits: dict[str, list[SurveyItem]], fraction: float, 
     return {name: items if name in keep_whole else
             [i for i in items if (i.survey, i.question_id) in keep]
             for name, items in splits.items()}
-
-
-def describe(items: Sequence[SurveyItem]) -> dict[str, int]:
-    """Counts a person wants to see about a set of items."""
-    return {"items": len(items),
-            "populations": len({i.population for i in items}),
-            "questions": len({(i.survey, i.question_id) for i in items}),
-            "surveys": len({i.survey for i in items})}
 
 
 class Study:

@@ -3,6 +3,8 @@ the shared path gives the same distributions and gradients as running every prom
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,25 @@ def test_the_prompt_style_is_saved_with_the_adapter(tiny_model_dir, tmp_path):
     again = Simulator.load(str(tiny_model_dir), adapter=tmp_path / "run" / "adapter")
     assert again.prompt == "question-first"
     assert again.prompts(items[:1])[0].endswith("someone from Aland, my answer would be (")
+
+
+def test_predict_and_evaluate_take_the_prompt_style(monkeypatch, capsys, tmp_path,
+                                                    tiny_model_dir):
+    from test_cli import GOOD, run_cli, write_jsonl
+
+    args = ("predict", "--model", tiny_model_dir, "--question", "Trust?", "--option", "Yes",
+            "--option", "No", "--country", "France", "--country", "Japan", "--json")
+    code, out, _ = run_cli(monkeypatch, capsys, *args, "--prompt", "question-first")
+    shared = {row["population"]: row["Yes"] for row in json.loads(out)}
+    code_paper, out_paper, _ = run_cli(monkeypatch, capsys, *args)
+    paper = {row["population"]: row["Yes"] for row in json.loads(out_paper)}
+    assert code == code_paper == 0 and shared != paper  # another prompt, other numbers
+    path = tmp_path / "mine.jsonl"
+    write_jsonl(path, [GOOD, {**GOOD, "population": "Spain"}])
+    code, out, _ = run_cli(monkeypatch, capsys, "evaluate", "--data", path, "--out",
+                           tmp_path / "e", "--model", tiny_model_dir, "--prompt",
+                           "question-first", "--json")
+    assert code == 0 and json.loads(out)["prompt"] == "question-first"
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--prompt", "population-last")
+    assert code == 2 and err.count("\n") == 1
+    assert "--prompt: unknown prompt style 'population-last'" in err
