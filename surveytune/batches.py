@@ -10,12 +10,27 @@ import torch
 __all__ = ["epoch_order", "step_items"]
 
 
-def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[int]:
+def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
+                groups: Sequence[str] | None = None, questions_per_batch: int = 0
+                ) -> list[int]:
     """The item order of one epoch, a pure function of (lengths, seed, epoch) so that a
     resumed run sees the same batches. Items are shuffled, grouped into windows of 64
-    batches, sorted by length inside a window (less padding), and the batches shuffled."""
+    batches, sorted by length inside a window (less padding), and the batches shuffled.
+
+    With ``questions_per_batch`` (and each item's question in ``groups``) the shuffled items
+    of each question are cut into runs of ``batch_size / questions_per_batch`` and the runs
+    shuffled, so that a batch holds the populations of about that many questions (whose
+    question part the question-first template computes once)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(len(lengths), generator=generator).tolist()
+    if questions_per_batch and groups is not None:
+        run = max(1, -(-batch_size // questions_per_batch))
+        members: dict[str, list[int]] = {}
+        for index in order:
+            members.setdefault(groups[index], []).append(index)
+        runs = [rows[i:i + run] for rows in members.values() for i in range(0, len(rows), run)]
+        shuffled = torch.randperm(len(runs), generator=generator).tolist()
+        return [i for r in shuffled for i in runs[r]]
     window = batch_size * 64
     batches = []
     for start in range(0, len(order), window):
@@ -26,7 +41,8 @@ def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) 
 
 
 def step_items(step: int, lengths: Sequence[int], batch_size: int, per_step: int, seed: int,
-               _cache: dict[tuple, list[int]] | None = None) -> list[int]:
+               _cache: dict[tuple, list[int]] | None = None,
+               groups: Sequence[str] | None = None, questions_per_batch: int = 0) -> list[int]:
     """Indices of the items that optimizer step ``step`` trains on (epochs wrap around)."""
     cache = {} if _cache is None else _cache
     out = []
@@ -35,6 +51,7 @@ def step_items(step: int, lengths: Sequence[int], batch_size: int, per_step: int
         key = (seed, epoch)
         if key not in cache:
             cache.clear()
-            cache[key] = epoch_order(lengths, batch_size, seed, epoch)
+            cache[key] = epoch_order(lengths, batch_size, seed, epoch, groups,
+                                     questions_per_batch)
         out.append(cache[key][offset])
     return out

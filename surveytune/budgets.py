@@ -55,6 +55,7 @@ class Budget:
     order_probe_items: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     valid_items: int | None = None
+    prompt: str = "paper"  # the prompt style (surveytune.prompts.PROMPT_STYLES)
 
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -65,7 +66,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "anchored": dict(prior="region-mean", heldout_populations=6, select_on="mean",
                      calibrate=True),
     # The paper's method as this study ran it before: no prior, checkpoint chosen on valid.
-    "paper": dict(prior="none", heldout_populations=0, select_on="valid", calibrate=False),
+    "paper": dict(prior="none", heldout_populations=0, select_on="valid", calibrate=False,
+                  questions_per_batch=0, prompt="paper"),
 }
 """How the fine-tuned model is made, by name; ``reproduce --method``. The WVS budgets use
 ``anchored``; the GSS budgets ``paper`` (a region prior means nothing for US subgroups, and
@@ -77,8 +79,13 @@ holding 6 of its 16 training groups out would leave few to learn from)."""
 _LORA_SETTINGS = dict(lora_r=16, lora_alpha=32, lora_dropout=0.05,
                       target_modules=("all-linear",), loss="kl", batch_size=8,
                       precision="auto", seed=0)
-_LORA = {**_LORA_SETTINGS, **METHODS["anchored"]}
-_LORA_PAPER = {**_LORA_SETTINGS, **METHODS["paper"]}
+def _training_part(method: str) -> dict[str, Any]:
+    """A method's TrainConfig fields (its prompt style belongs to the budget)."""
+    return {k: v for k, v in METHODS[method].items() if k != "prompt"}
+
+
+_LORA = {**_LORA_SETTINGS, **_training_part("anchored")}
+_LORA_PAPER = {**_LORA_SETTINGS, **_training_part("paper")}
 
 BUDGETS = {
     "quick": Budget(
@@ -150,8 +157,11 @@ def with_method(budget: Budget, method: str | None) -> Budget:
     if method not in METHODS:
         raise DataError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}",
                         file="--method")
-    if all(getattr(budget.train, key) == value for key, value in METHODS[method].items()):
+    settings = dict(METHODS[method])
+    prompt = settings.pop("prompt", budget.prompt)
+    if prompt == budget.prompt and all(getattr(budget.train, key) == value
+                                       for key, value in settings.items()):
         return budget
     return replace(budget, name=f"{budget.name}-{method}",
                    description=f"{budget.description}; fine-tuned with the {method} method",
-                   train=replace(budget.train, **METHODS[method]))
+                   train=replace(budget.train, **settings), prompt=prompt)

@@ -122,3 +122,22 @@ def choose_scoring_dtype(requested: str, device: str) -> PrecisionChoice:
         return PrecisionChoice(requested, "bfloat16" if native else "float32", why)
     return PrecisionChoice(requested, "float32",
                            f"float32 scores exactly on {kind}; bfloat16 is used on GPUs only")
+
+
+def machine_summary() -> str:
+    """The machine as benchmarks and records state it: CPU model, torch's kernel level,
+    threads, native bfloat16, and the GPU if there is one."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    native, _ = cpu_has_native_bf16()
+    text = (f"{model}, torch {torch.__version__} kernels {cpu_capability()}, "
+            f"{torch.get_num_threads()} threads, native bfloat16: {'yes' if native else 'no'}")
+    if torch.cuda.is_available():
+        text += f"; GPU {torch.cuda.get_device_name()}"
+    return text

@@ -266,7 +266,7 @@ class Study:
                 or self._simulator.backend.name != backend):
             options = self.backend_options if backend == self.backend else {}
             self._simulator = Simulator.load(self.model, adapter=adapter, backend=backend,
-                                             **options)
+                                             prompt=self.budget.prompt, **options)
         return self._simulator
 
     def _score(self, method: str, evaluated, adapter: Path | None) -> None:

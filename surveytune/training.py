@@ -100,6 +100,9 @@ class TrainConfig:
     # Recompute activations in backward instead of keeping them (less memory, ~30% slower);
     # the prompt start is then run per row (a KV cache cannot be checkpointed).
     gradient_checkpointing: bool = False
+    # 0: batches of random items; N: each batch holds the populations of about N questions,
+    # whose question part the question-first template computes once (surveytune.batches).
+    questions_per_batch: int = 0
 
     def __post_init__(self) -> None:
         self.target_modules = tuple(self.target_modules)
@@ -117,6 +120,8 @@ class TrainConfig:
             raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}")
         if self.select_on != "valid" and self.heldout_populations < 1:
             raise ValueError(f"select_on={self.select_on!r} needs heldout_populations >= 1")
+        if self.questions_per_batch < 0:
+            raise ValueError("questions_per_batch must be at least 0")
         for name in ("batch_size", "grad_accum", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -249,7 +254,8 @@ def _setup(model: Any, tokenizer: Any, letter_ids: list[int],
     batchable = lambda items: Batchable(  # noqa: E731
         encode(tokenizer, prompts(items), chat=chat), [i.distribution for i in items],
         [i.scale_positions for i in items],
-        None if prior is None else prior.log_priors(items))
+        None if prior is None else prior.log_priors(items),
+        [f"{i.survey}\x1f{i.question_id}\x1f{i.language}" for i in items])
     train_data = batchable(train_items)
     valid_sets = {}
     for name, items in (("valid", valid_items), ("heldout", heldout_items)):
@@ -322,7 +328,8 @@ def _train_step(run: _Run, step: int, lengths: Sequence[int],
     config, model = run.config, run.model
     per_step = config.batch_size * config.grad_accum
     torch.manual_seed(config.seed * 1_000_003 + step)  # dropout, reproducible on resume
-    idx = step_items(step, lengths, config.batch_size, per_step, config.seed, order_cache)
+    idx = step_items(step, lengths, config.batch_size, per_step, config.seed, order_cache,
+                     run.train_data.groups, config.questions_per_batch)
     run.optimizer.zero_grad(set_to_none=True)
     total = 0.0
     bf16 = run.precision is not None and run.precision.used == "bf16-autocast"

@@ -28,6 +28,7 @@ class Batchable:
     # Each item's SurveyItem.scale_positions (the emd loss's ordered scale); None: all options.
     scale_positions: list[tuple[int, ...] | None] | None = None
     log_priors: list[np.ndarray] | None = None  # one per item when a prior anchors them
+    groups: list[str] | None = None  # each item's question (batches grouped by question)
 
     def scale(self, idx: Sequence[int], width: int) -> torch.Tensor | None:
         """The emd loss's ``scale`` mask for items ``idx`` (None when none is restricted)."""
