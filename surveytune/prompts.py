@@ -7,8 +7,8 @@ the model's next-token distribution over ``A``, ``B``, ... is the prediction.
 Two prompt styles (:data:`PROMPT_STYLES`), each with an English, a Chinese and a subgroup
 template: ``paper`` names the population first (the paper's wording); ``question-first`` puts
 the question and its options first and names the population in the answer, so that every
-population of a question shares the whole question part of the prompt and its key/value
-cache is computed once (:func:`surveytune.scoring.plan_prefixes`).
+population of a question shares the whole question part of the prompt, which is computed
+once for all of them (:func:`surveytune.scoring.plan_prefixes`).
 """
 
 from __future__ import annotations
@@ -168,24 +168,25 @@ SUBGROUP_EN = PromptTemplate(
 phrase (:func:`subgroup_phrase`, e.g. "a Democrat in the United States"); the rest is the
 paper's wording."""
 
-# Ours: the question and its options first, the population named in the answer, so that
-# the populations of a question share everything before it (README "Prompts").
+# Ours: the question and its options first, the population named at the very end of the
+# answer's start, so that the populations of a question share everything before it and
+# each adds only its name and ": (" (README "Prompts").
 QUESTION_FIRST_EN = PromptTemplate(
     name="question-first-en",
     user="How would people answer the following question?\n\n{question} \nHere are the "
          "options: \n{options}",
-    answer_prefix=" Answering as someone from {population}, my answer would be (",
+    answer_prefix=" Most likely answer of someone from {population}: (",
 )
 QUESTION_FIRST_ZH = PromptTemplate(
     name="question-first-zh",
     user="人们会如何回答以下问题？\n\n{question}\n以下是选项：\n{options}",
-    answer_prefix="作为来自{population}的人，我的答案会是(",
+    answer_prefix="最可能的回答，回答者来自{population}：(",
     option_separator="，",
 )
 QUESTION_FIRST_SUBGROUP_EN = PromptTemplate(
     name="question-first-subgroup-en",
     user=QUESTION_FIRST_EN.user,
-    answer_prefix=" Answering as {population}, my answer would be (",
+    answer_prefix=" Most likely answer of {population}: (",
 )
 
 TEMPLATES = {t.name: t for t in (PAPER_EN, PAPER_ZH, SUBGROUP_EN, QUESTION_FIRST_EN,

@@ -3,16 +3,16 @@
 The prediction for an item with K options is the softmax over the logits of the tokens
 ``A`` .. ``K-th letter`` at the position right after the prompt. Prompts are batched with
 left padding and explicit position ids, so padding does not change a single logit, and the
-LM head is applied to the last position only (``logits_to_keep=1``). The starts that prompts
-share are computed once and their key/value cache reused (:func:`plan_prefixes`): the chat
-header and "How would someone from" under the paper's template; under the question-first
-template (population last) the whole question with its options, for every population of it.
+LM head is applied to the last positions only (``logits_to_keep``). The starts that prompts
+share are computed once (:func:`plan_prefixes`, :func:`packed_logits`): the chat header and
+"How would someone from" under the paper's template; under the question-first template
+(population last) the whole question with its options, for every population of it. A start
+and the rests of its prompts run as one packed sequence whose attention mask lets each rest
+see the start's keys and values and its own, so they are computed once and not copied.
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,38 +75,12 @@ def left_pad(batch: Sequence[Sequence[int]], pad_id: int,
             "position_ids": positions.to(device)}
 
 
-def last_position_logits(model: Any, batch: Sequence[Sequence[int]], pad_id: int,
-                         block: PrefixBlock | None = None,
-                         which: Sequence[int] | None = None) -> torch.Tensor:
-    """Next-token logits after each prompt, shape (batch, vocab), in float32.
-
-    With ``block`` (starts of the prompts already run through the model) row ``r`` takes its
-    first ``len(block.token_ids[which[r]])`` tokens from the block's key/value cache and only
-    the rest is computed; padding then sits between the start and the rest, masked out.
-    """
-    if block is None:
-        inputs = left_pad(batch, pad_id, device=model.device)
-        out = model(**inputs, logits_to_keep=1, use_cache=False)
-        return out.logits[:, -1, :].float()
-    rows = list(which) if which is not None else [0] * len(batch)
-    sizes = [len(block.token_ids[p]) for p in rows]
-    inputs = left_pad([ids[size:] for ids, size in zip(batch, sizes)], pad_id,
-                      device=model.device)
-    index = torch.tensor(rows, device=model.device)
-    mask = torch.cat([block.mask[index], inputs["attention_mask"]], dim=1)
-    offset = torch.tensor(sizes, device=model.device)[:, None]
-    out = model(input_ids=inputs["input_ids"], attention_mask=mask,
-                position_ids=inputs["position_ids"] + offset, use_cache=True, logits_to_keep=1,
-                **{_cache_argument(model): block.cache_for(index)})
+def last_position_logits(model: Any, batch: Sequence[Sequence[int]],
+                         pad_id: int) -> torch.Tensor:
+    """Next-token logits after each prompt, shape (batch, vocab), in float32."""
+    inputs = left_pad(batch, pad_id, device=model.device)
+    out = model(**inputs, logits_to_keep=1, use_cache=False)
     return out.logits[:, -1, :].float()
-
-
-def _cache_argument(model: Any) -> str:
-    """The forward argument that takes a KV cache: ``cache`` in recent transformers,
-    ``past_key_values`` before (and in many remote-code models)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    names = inspect.signature(type(base).forward).parameters
-    return "cache" if "cache" in names else "past_key_values"
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -155,78 +129,93 @@ def _close(group: list[int], shared: int, sizes: list[int]) -> None:
             sizes[row] = shared
 
 
-@dataclass
-class PrefixBlock:
-    """Distinct starts of prompts (chat header, a question and its options) and their
-    key/value cache, computed once instead of once per prompt: right-padded to one width,
-    so each start's keys are exactly its own (attention is causal).
+PACKED_TOKENS = 512
+"""The most tokens of one packed sequence: a start and the rests of the prompts that share
+it (attention over a packed sequence grows with its length squared)."""
 
-    Built with gradients enabled (training), the cache is part of the autograd graph:
-    gradients flow through a start as through the rest of each prompt that uses it.
-    """
-
-    token_ids: list[list[int]]
-    cache: Any
-    mask: torch.Tensor  # (starts, width): 1 on each start's own tokens
-
-    @classmethod
-    def build(cls, model: Any, starts: Sequence[Sequence[int]]) -> PrefixBlock:
-        width = max(len(ids) for ids in starts)
-        input_ids = torch.zeros((len(starts), width), dtype=torch.long)
-        mask = torch.zeros((len(starts), width), dtype=torch.long)
-        for row, ids in enumerate(starts):
-            input_ids[row, :len(ids)] = torch.tensor(list(ids), dtype=torch.long)
-            mask[row, :len(ids)] = 1
-        mask = mask.to(model.device)
-        positions = torch.arange(width, device=model.device).expand(len(starts), width)
-        out = model(input_ids=input_ids.to(model.device), attention_mask=mask,
-                    position_ids=positions, use_cache=True, logits_to_keep=1)
-        cache = getattr(out, "cache", None) or out.past_key_values
-        return cls([list(ids) for ids in starts], cache, mask)
-
-    def cache_for(self, index: torch.Tensor) -> Any:
-        """A cache with the starts ``index`` as its rows, leaving this block's own intact."""
-        cache = copy.copy(self.cache)
-        cache.layers = [copy.copy(layer) for layer in self.cache.layers]
-        cache.batch_select_indices(index)
-        return cache
+MASKED_ATTENTION = ("sdpa", "eager")
+"""Attention implementations that take a custom 4-D mask (packing needs one); with others
+every prompt runs in full."""
 
 
-def prefix_block(model: Any, token_ids: Sequence[Sequence[int]], sizes: Sequence[int]
-                 ) -> tuple[PrefixBlock | None, list[int], list[int]]:
-    """The block of the starts ``sizes`` asks for, each row's start in it, and the rows
-    that take none (a ``None`` block when no row shares a start)."""
-    starts: dict[tuple[int, ...], int] = {}
-    which = []
-    for ids, size in zip(token_ids, sizes):
-        if size:
-            which.append(starts.setdefault(tuple(ids[:size]), len(starts)))
-        else:
-            which.append(-1)
-    if not starts:
-        return None, which, list(range(len(token_ids)))
-    return (PrefixBlock.build(model, [list(key) for key in starts]), which,
-            [row for row, p in enumerate(which) if p < 0])
+def _packed_sequences(token_ids: Sequence[Sequence[int]], sizes: Sequence[int],
+                      max_tokens: int) -> list[tuple[int, list[int]]]:
+    """Rows packed after their shared start: ``(start length, rows)`` per sequence, at most
+    ``max_tokens`` long (a start that leaves no room still gets one row)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for row, (ids, size) in enumerate(zip(token_ids, sizes)):
+        groups.setdefault(tuple(ids[:size]), []).append(row)
+    sequences = []
+    for start, rows in groups.items():
+        current: list[int] = []
+        length = len(start)
+        for row in rows:
+            rest = len(token_ids[row]) - len(start)
+            if current and length + rest > max_tokens:
+                sequences.append((len(start), current))
+                current, length = [], len(start)
+            current.append(row)
+            length += rest
+        sequences.append((len(start), current))
+    return sequences
+
+
+def packed_logits(model: Any, token_ids: Sequence[Sequence[int]], pad_id: int,
+                  sizes: Sequence[int], max_tokens: int = PACKED_TOKENS) -> torch.Tensor:
+    """Last-position logits of every prompt, each shared start computed once: a sequence
+    holds a start followed by the rests of the prompts that share it, and a 4-D attention
+    mask lets each rest see the start and itself only (causally), with its own positions.
+    The same numbers as running every prompt alone (to float tolerance), in one forward
+    pass; with gradients it trains as well (a start's gradient sums over its rests)."""
+    sequences = _packed_sequences(token_ids, sizes, max_tokens)
+    lengths = [start + sum(len(token_ids[r]) - start for r in rows) for start, rows in sequences]
+    width = max(lengths)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(sequences), width), dtype=torch.long)
+    segment = torch.full((len(sequences), width), -1, dtype=torch.long)  # -1 pad, 0 start
+    last = torch.zeros(len(token_ids), dtype=torch.long)
+    where = torch.zeros(len(token_ids), dtype=torch.long)
+    for number, (start, rows) in enumerate(sequences):
+        first = token_ids[rows[0]]
+        input_ids[number, :start] = torch.tensor(list(first[:start]), dtype=torch.long)
+        positions[number, :start] = torch.arange(start)
+        segment[number, :start] = 0
+        at = start
+        for part, row in enumerate(rows, start=1):
+            rest = list(token_ids[row][start:])
+            input_ids[number, at:at + len(rest)] = torch.tensor(rest, dtype=torch.long)
+            positions[number, at:at + len(rest)] = torch.arange(start, start + len(rest))
+            segment[number, at:at + len(rest)] = part
+            at += len(rest)
+            last[row], where[row] = at - 1, number
+    query, key = segment[:, :, None], segment[:, None, :]
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    allowed = causal & (key >= 0) & ((key == 0) | (key == query))
+    allowed |= torch.eye(width, dtype=torch.bool) & (query < 0)  # pads see themselves only
+    mask = allowed[:, None].to(model.device)
+    if _attention(model) == "eager":
+        mask = torch.zeros(mask.shape, dtype=model.dtype, device=model.device).masked_fill(
+            ~mask, torch.finfo(model.dtype).min)
+    keep, column = torch.unique(last, return_inverse=True)
+    out = model(input_ids=input_ids.to(model.device), attention_mask=mask,
+                position_ids=positions.to(model.device), use_cache=False,
+                logits_to_keep=keep.to(model.device))
+    return out.logits[where.to(model.device), column.to(model.device)].float()
+
+
+def _attention(model: Any) -> str | None:
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None)
 
 
 def logits_with_shared_starts(model: Any, token_ids: Sequence[Sequence[int]], pad_id: int,
                               sizes: Sequence[int] | None) -> torch.Tensor:
     """Last-position logits of ``token_ids`` (one batch), the starts of ``sizes`` computed
-    once (see :func:`plan_prefixes`; None: every row in full)."""
-    if sizes is None or not any(sizes):
+    once (see :func:`plan_prefixes`; None, or a model whose attention takes no custom mask:
+    every row in full)."""
+    if sizes is None or not any(sizes) or _attention(model) not in MASKED_ATTENTION:
         return last_position_logits(model, token_ids, pad_id)
-    block, which, alone = prefix_block(model, token_ids, sizes)
-    shared = [row for row in range(len(token_ids)) if which[row] >= 0]
-    logits = last_position_logits(model, [token_ids[r] for r in shared], pad_id, block,
-                                  [which[r] for r in shared])
-    if not alone:
-        return logits
-    own = last_position_logits(model, [token_ids[r] for r in alone], pad_id)
-    out = torch.empty((len(token_ids), logits.shape[1]), dtype=logits.dtype,
-                      device=logits.device)
-    out[torch.tensor(shared, device=out.device)] = logits
-    out[torch.tensor(alone, device=out.device)] = own
-    return out
+    return packed_logits(model, token_ids, pad_id, sizes)
 
 
 def letter_log_probs(logits: torch.Tensor, letter_ids: torch.Tensor, n_options: Sequence[int],

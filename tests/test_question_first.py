@@ -30,12 +30,12 @@ def test_question_first_names_the_population_last_in_every_language():
                      distribution=[0.5, 0.5], population="Egypt")
     prompt = build_prompt(item, style="question-first")
     assert prompt.startswith("How would people answer the following question?\n\nIs it good?")
-    assert prompt.endswith("(B)No Answering as someone from Egypt, my answer would be (")
+    assert prompt.endswith("(B)No Most likely answer of someone from Egypt: (")
     zh = build_prompt(item.replace(language="zh"), style="question-first")
-    assert zh.endswith("作为来自Egypt的人，我的答案会是(")
+    assert zh.endswith("最可能的回答，回答者来自Egypt：(")
     group = item.replace(population="POLPARTY: Democrat", population_kind="subgroup")
     assert build_prompt(group, style="question-first").endswith(
-        "Answering as a Democrat in the United States, my answer would be (")
+        "Most likely answer of a Democrat in the United States: (")
     assert all(t.population_last for t in PROMPT_STYLES["question-first"].values())
     assert not any(t.population_last for t in PROMPT_STYLES["paper"].values())
 
@@ -63,7 +63,7 @@ def test_each_question_shares_its_question_part():
     assert all(len(s) == 1 for s in by_question.values())  # one start per question
     for item, prompt, size in zip(_items(), loaded_prompts, sizes):
         shared = prompt[:size]
-        assert item.question in shared and "Answering as someone from " in shared
+        assert item.question in shared and "Most likely answer of someone from " in shared
         assert item.population not in shared
     # The paper's template shares only its common start ("How would someone from ").
     paper = [[ord(c) for c in build_prompt(i)] for i in _items()]
@@ -78,9 +78,12 @@ def test_batches_keep_a_question_together_and_cover_everything_once():
     assert all(len(q) <= 2 for q in questions)
 
 
-@pytest.mark.parametrize("chat", [False, True])
-def test_shared_scoring_equals_every_prompt_in_full(tiny_model_dir, chat):
+@pytest.mark.parametrize(("chat", "attention"), [(False, "sdpa"), (True, "sdpa"),
+                                                 (False, "eager")])
+def test_shared_scoring_equals_every_prompt_in_full(tiny_model_dir, chat, attention):
     loaded = LoadedModel.load(str(tiny_model_dir))
+    loaded.model.set_attn_implementation(attention)
+    assert loaded.model.config._attn_implementation == attention
     sim = Simulator(loaded, chat=chat, prompt="question-first")
     items = _items()
     ids = encode(loaded.tokenizer, sim.prompts(items), chat=chat)
@@ -133,7 +136,7 @@ def test_the_prompt_style_is_saved_with_the_adapter(tiny_model_dir, tmp_path):
             progress=False)
     again = Simulator.load(str(tiny_model_dir), adapter=tmp_path / "run" / "adapter")
     assert again.prompt == "question-first"
-    assert again.prompts(items[:1])[0].endswith("someone from Aland, my answer would be (")
+    assert again.prompts(items[:1])[0].endswith("answer of someone from Aland: (")
 
 
 def test_predict_and_evaluate_take_the_prompt_style(monkeypatch, capsys, tmp_path,
