@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps per path")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--questions-per-batch", type=int, nargs="+",
+                        default=[BUDGETS["default"].train.questions_per_batch or 2],
+                        help="question-first paths to measure; the first gives the speedup")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     print(f"machine: {machine_summary()}")
@@ -47,7 +50,9 @@ def main() -> None:
     first = Simulator(today.backend, chat=today.chat, prompt="question-first")
     groups = [f"{i.survey}/{i.question_id}" for i in items]
     paths = {}
-    for name, sim, per_batch in (("today", today, 0), ("question-first", first, 2)):
+    variants = [("today", today, 0)] + [(f"question-first, {n} q/batch", first, n)
+                                        for n in args.questions_per_batch]
+    for name, sim, per_batch in variants:
         token_ids = encode(sim.tokenizer, sim.prompts(items), chat=sim.chat)
         order = epoch_order([len(t) for t in token_ids], config.batch_size, seed=0, epoch=0,
                             groups=groups, questions_per_batch=per_batch)
@@ -87,9 +92,9 @@ def main() -> None:
         rates[name] = config.batch_size / seconds
         questions = np.mean([len({groups[i] for i in b}) for b in batches[1:]])
         tokens = np.mean([len(data.token_ids[i]) for b in batches[1:] for i in b])
-        print(f"{name:15s} {seconds:6.2f} s/step  {rates[name]:5.2f} items/s  "
+        print(f"{name:28s} {seconds:6.2f} s/step  {rates[name]:5.2f} items/s  "
               f"({questions:.1f} questions per batch, mean prompt {tokens:.0f} tokens)")
-    print(f"speedup: {rates['question-first'] / rates['today']:.2f}")
+    print(f"speedup: {rates[variants[1][0]] / rates['today']:.2f}")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,14 @@ def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
         members: dict[str, list[int]] = {}
         for index in order:
             members.setdefault(groups[index], []).append(index)
-        runs = [rows[i:i + run] for rows in members.values() for i in range(0, len(rows), run)]
+        # Full runs of one question; the remainders pooled (question by question) into runs
+        # of the same size, so that every batch starts at a run's start.
+        runs = [rows[i:i + run] for rows in members.values()
+                for i in range(0, len(rows) - len(rows) % run, run)]
+        rest = [i for rows in members.values() for i in rows[len(rows) - len(rows) % run:]]
+        runs += [rest[i:i + run] for i in range(0, len(rest) - len(rest) % run, run)]
         shuffled = torch.randperm(len(runs), generator=generator).tolist()
-        return [i for r in shuffled for i in runs[r]]
+        return [i for r in shuffled for i in runs[r]] + rest[len(rest) - len(rest) % run:]
     window = batch_size * 64
     batches = []
     for start in range(0, len(order), window):

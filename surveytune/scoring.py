@@ -13,6 +13,8 @@ see the start's keys and values and its own, so they are computed once and not c
 
 from __future__ import annotations
 
+import copy
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,12 +77,69 @@ def left_pad(batch: Sequence[Sequence[int]], pad_id: int,
             "position_ids": positions.to(device)}
 
 
-def last_position_logits(model: Any, batch: Sequence[Sequence[int]],
-                         pad_id: int) -> torch.Tensor:
-    """Next-token logits after each prompt, shape (batch, vocab), in float32."""
-    inputs = left_pad(batch, pad_id, device=model.device)
-    out = model(**inputs, logits_to_keep=1, use_cache=False)
+def last_position_logits(model: Any, batch: Sequence[Sequence[int]], pad_id: int,
+                         prefix: SharedPrefix | None = None) -> torch.Tensor:
+    """Next-token logits after each prompt, shape (batch, vocab), in float32.
+
+    With ``prefix`` (a shared start of every prompt, already run through the model) only the
+    rest of each prompt is computed; padding then sits between prefix and rest, masked out.
+    """
+    if prefix is None:
+        inputs = left_pad(batch, pad_id, device=model.device)
+        out = model(**inputs, logits_to_keep=1, use_cache=False)
+        return out.logits[:, -1, :].float()
+    size = len(prefix.token_ids)
+    inputs = left_pad([ids[size:] for ids in batch], pad_id, device=model.device)
+    mask = torch.cat([torch.ones((len(batch), size), dtype=torch.long, device=model.device),
+                      inputs["attention_mask"]], dim=1)
+    # A prefix built without gradients is reused for many batches, so each gets a copy; one
+    # built with gradients (training) belongs to this batch, and copying would cut the graph.
+    cache = copy.deepcopy(prefix.cache) if prefix.reusable else prefix.cache
+    cache.batch_repeat_interleave(len(batch))
+    out = model(input_ids=inputs["input_ids"], attention_mask=mask,
+                position_ids=inputs["position_ids"] + size, use_cache=True, logits_to_keep=1,
+                **{_cache_argument(model): cache})
     return out.logits[:, -1, :].float()
+
+
+def _cache_argument(model: Any) -> str:
+    """The forward argument that takes a KV cache: ``cache`` in recent transformers,
+    ``past_key_values`` before (and in many remote-code models)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+@dataclass
+class SharedPrefix:
+    """The tokens every prompt starts with (chat header, "How would someone from") and their
+    key/value cache, computed once instead of once per prompt.
+
+    Built with gradients enabled (training), the cache is part of the autograd graph: the
+    prefix then runs once per batch instead of once per row, gradients still flow through it,
+    and it is used by one ``last_position_logits`` call only.
+    """
+
+    token_ids: list[int]
+    cache: Any
+    reusable: bool = True
+
+    @classmethod
+    def build(cls, model: Any, token_ids: Sequence[Sequence[int]],
+              min_tokens: int = 4) -> SharedPrefix | None:
+        """The longest common prefix of all prompts (leaving each at least one token of its
+        own), or None when it is too short to be worth it."""
+        shortest = min(len(ids) for ids in token_ids)
+        size = 0
+        first = token_ids[0]
+        while size < shortest - 1 and all(ids[size] == first[size] for ids in token_ids):
+            size += 1
+        if size < min_tokens:
+            return None
+        input_ids = torch.tensor([list(first[:size])], device=model.device)
+        out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        return cls(list(first[:size]), cache, reusable=not torch.is_grad_enabled())
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -213,8 +272,12 @@ def logits_with_shared_starts(model: Any, token_ids: Sequence[Sequence[int]], pa
     """Last-position logits of ``token_ids`` (one batch), the starts of ``sizes`` computed
     once (see :func:`plan_prefixes`; None, or a model whose attention takes no custom mask:
     every row in full)."""
-    if sizes is None or not any(sizes) or _attention(model) not in MASKED_ATTENTION:
+    if sizes is None or not any(sizes):
         return last_position_logits(model, token_ids, pad_id)
+    if len(set(sizes)) == 1 or _attention(model) not in MASKED_ATTENTION:
+        # One start for all (the paper's template): its cache, repeated for every row.
+        return last_position_logits(model, token_ids, pad_id,
+                                    SharedPrefix.build(model, token_ids, min_tokens=1))
     return packed_logits(model, token_ids, pad_id, sizes)
 
 
@@ -308,13 +371,18 @@ def score_token_ids(model: Any, token_ids: Sequence[Sequence[int]], n_options: S
     was_training = model.training
     model.eval()
     sizes = plan_prefixes(token_ids) if share_prefix else [0] * len(token_ids)
-    batches = (shared_batches(token_ids, sizes, batch_size) if any(sizes)
+    # One start common to all prompts (the paper's template): run once, reused by every batch.
+    common = (SharedPrefix.build(model, token_ids, min_tokens=1)
+              if len(set(sizes)) == 1 and sizes[0] else None)
+    batches = (shared_batches(token_ids, sizes, batch_size) if any(sizes) and common is None
                else length_batches([len(t) for t in token_ids], batch_size))
     with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not progress,
               leave=False) as bar:
         for idx in batches:
-            logits = logits_with_shared_starts(model, [token_ids[i] for i in idx], pad_id,
-                                               [sizes[i] for i in idx])
+            batch = [token_ids[i] for i in idx]
+            logits = (last_position_logits(model, batch, pad_id, common) if common is not None
+                      else logits_with_shared_starts(model, batch, pad_id,
+                                                     [sizes[i] for i in idx]))
             widths = [n_options[i] for i in idx]
             prior = None if log_priors is None else padded_log_priors(
                 [log_priors[i] for i in idx], max(widths))

@@ -3,7 +3,7 @@ functions, goes to the module's own layer or a lower one, and no imports form a 
 
     data      items, readers, loaders, public_data, splits, metrics, baselines, losses, records,
               paper, runfolder, calibration,
-              regions, ordering, priors
+              regions, ordering, priors, stats
     prompts   prompts
     backends  precision, models, scoring, backend (the scoring interface and registry),
               openai_backend
@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "surveytune"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("items", "readers", "loaders", "public_data", "splits", "metrics", "baselines",
               "losses", "records", "paper", "runfolder", "regions", "ordering", "priors",
-              "calibration")),
+              "calibration", "stats")),
     ("prompts", ("prompts",)),
     ("backends", ("precision", "models", "scoring", "backend", "openai_backend")),
     ("training", ("training", "validation", "adapters", "memory", "batches", "distributed")),

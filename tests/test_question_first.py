@@ -159,3 +159,20 @@ def test_predict_and_evaluate_take_the_prompt_style(monkeypatch, capsys, tmp_pat
     code, _, err = run_cli(monkeypatch, capsys, *args, "--prompt", "population-last")
     assert code == 2 and err.count("\n") == 1
     assert "--prompt: unknown prompt style 'population-last'" in err
+
+
+@pytest.mark.parametrize("questions_per_batch", [1, 2])
+def test_batches_grouped_by_question_cover_the_epoch_once(questions_per_batch):
+    from surveytune.batches import epoch_order
+
+    groups = [f"q{i % 7}" for i in range(7 * 11)]  # 7 questions of 11 populations
+    order = epoch_order([10] * len(groups), 8, seed=3, epoch=0, groups=groups,
+                        questions_per_batch=questions_per_batch)
+    assert sorted(order) == list(range(len(groups)))
+    assert order == epoch_order([10] * len(groups), 8, seed=3, epoch=0, groups=groups,
+                                questions_per_batch=questions_per_batch)
+    batches = [order[i:i + 8] for i in range(0, len(order) - 7, 8)]
+    per_batch = [len({groups[i] for i in b}) for b in batches]
+    # Most batches hold the populations of questions_per_batch questions; the pooled
+    # remainders of questions make a few mixed ones.
+    assert np.mean([n == questions_per_batch for n in per_batch]) >= 0.6
