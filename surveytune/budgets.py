@@ -63,8 +63,10 @@ METHODS: dict[str, dict[str, Any]] = {
     # region-mean of the training countries; 6 training countries are held out (seeded) to
     # validate unseen-country ability; the checkpoint is chosen on the mean of the valid and
     # held-out losses; afterwards the model's weight against the prior is calibrated on them.
+    # The question-first prompt with batches of one question's populations computes each
+    # question part once (chosen on validation data, docs/ablations.md "Prompt template").
     "anchored": dict(prior="region-mean", heldout_populations=6, select_on="mean",
-                     calibrate=True),
+                     calibrate=True, questions_per_batch=1, prompt="question-first"),
     # The paper's method as this study ran it before: no prior, checkpoint chosen on valid.
     "paper": dict(prior="none", heldout_populations=0, select_on="valid", calibrate=False,
                   questions_per_batch=0, prompt="paper"),
@@ -87,6 +89,8 @@ def _training_part(method: str) -> dict[str, Any]:
 _LORA = {**_LORA_SETTINGS, **_training_part("anchored")}
 _LORA_PAPER = {**_LORA_SETTINGS, **_training_part("paper")}
 
+_PROMPT = METHODS["anchored"]["prompt"]
+
 BUDGETS = {
     "quick": Budget(
         "quick", "a smoke run in under 10 minutes on 2 CPU cores: the study on a seeded 10% of "
@@ -97,7 +101,7 @@ BUDGETS = {
         TrainConfig(**_LORA, learning_rate=5e-4, max_steps=60, warmup_ratio=0.1,
                     eval_every=30, eval_items=80, checkpoint_every=10),
         eval_items=None, goqa_items=32, splits=(*LANGUAGE_SPLITS, *TEST_SPLITS),
-        question_fraction=0.1, valid_items=64, order_probe_items=48),
+        question_fraction=0.1, valid_items=64, order_probe_items=48, prompt=_PROMPT),
     # Measured on 2 cores (reproduce, 2026-11-27, paper method): zero-shot scoring of every
     # test item and 200 GOQA items 8 min, 856 training steps ~4-5 s each, a 200-item
     # validation ~1 min, fine-tuned scoring 9 min; 99m50s end to end with validation every 285
@@ -111,13 +115,13 @@ BUDGETS = {
         "paper's Chinese prompt",
         TrainConfig(**_LORA, learning_rate=2e-4, epochs=1.0, eval_every=372, eval_items=200),
         eval_items=None, goqa_items=200, splits=(*LANGUAGE_SPLITS, *TEST_SPLITS),
-        valid_items=600, order_probe_items=200),
+        valid_items=600, order_probe_items=200, prompt=_PROMPT),
     "full": Budget(
         "full", "the real study: 3 epochs of LoRA, checkpoint chosen on the whole valid split "
         "every 400 steps, every item of every split scored, GOQA included (many hours on CPU)",
         TrainConfig(**_LORA, learning_rate=2e-4, epochs=3.0, eval_every=400, eval_items=None),
         eval_items=None, goqa_items=None, splits=(*LANGUAGE_SPLITS, *TEST_SPLITS),
-        order_probe_items=400),
+        order_probe_items=400, prompt=_PROMPT),
 }
 
 GSS_HELD_OUT = ("6 whole subgroups, one from each of 6 seeded attributes (every attribute keeps "

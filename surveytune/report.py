@@ -19,7 +19,14 @@ from .metrics import METRIC_NAMES
 from .paper import PAPER_TABLE4, PAPER_TABLE4_COLUMNS, PAPER_TABLE6, PAPER_TABLE6_MODEL
 from .records import RunResults, read_run_training
 from .report_html import render_html, write_report_html
-from .report_sections import budget_text, findings, model_name, sections, subsample_sentence
+from .report_sections import (
+    budget_text,
+    findings,
+    model_name,
+    sections,
+    setup_text,
+    subsample_sentence,
+)
 from .tables import distribution_table, results_frame, results_table
 
 
@@ -36,6 +43,7 @@ def render_markdown(run: RunResults, run_dir: Path) -> str:
     lines = [f"# surveytune results: {run_dir.name}", "",
              f"- model: {model_name(run)}",
              f"- budget: {budget_text(run.budget)}",
+             f"- setup: {setup_text(run)}",
              f"- test rows: {run.note or '(not recorded)'}",
              f"- evaluation: {subsample_sentence(run)}", ""]
     for heading, blocks in sections(run):

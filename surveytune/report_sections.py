@@ -373,6 +373,19 @@ def budget_text(budget: dict[str, Any]) -> str:
     return f"{name} ({rest})" if rest else str(name)
 
 
+def setup_text(run: RunResults) -> str:
+    """The prompt style and the arithmetic of a run, as results.json records them."""
+    parts = [f"prompt style {run.budget.get('prompt', 'paper')}"]
+    training = run.precision.get("training") or {}
+    if training:
+        parts.append(f"training {training['used']} ({training['requested']}: "
+                     f"{training['reason']})")
+    scoring = run.precision.get("scoring") or {}
+    if scoring.get("used"):
+        parts.append(f"scoring {scoring['used']} on {scoring.get('device', '?')}")
+    return "; ".join(parts)
+
+
 def findings(run: RunResults, metric: str = "1-jsd") -> list[str]:
     """One sentence per split: how fine-tuned compares with zero-shot and the competitors.
 

