@@ -129,11 +129,9 @@ class SharedPrefix:
               min_tokens: int = 4) -> SharedPrefix | None:
         """The longest common prefix of all prompts (leaving each at least one token of its
         own), or None when it is too short to be worth it."""
-        shortest = min(len(ids) for ids in token_ids)
-        size = 0
         first = token_ids[0]
-        while size < shortest - 1 and all(ids[size] == first[size] for ids in token_ids):
-            size += 1
+        size = min([len(ids) - 1 for ids in token_ids]
+                   + [common_prefix_length(first, ids) for ids in token_ids[1:]])
         if size < min_tokens:
             return None
         input_ids = torch.tensor([list(first[:size])], device=model.device)
