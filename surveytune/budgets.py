@@ -161,8 +161,8 @@ def with_method(budget: Budget, method: str | None) -> Budget:
     if method not in METHODS:
         raise DataError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}",
                         file="--method")
-    settings = dict(METHODS[method])
-    prompt = settings.pop("prompt", budget.prompt)
+    settings = _training_part(method)
+    prompt = METHODS[method].get("prompt", budget.prompt)
     if prompt == budget.prompt and all(getattr(budget.train, key) == value
                                        for key, value in settings.items()):
         return budget
