@@ -37,16 +37,22 @@ class PrecisionChoice:
         return f"training precision: {self.used} ({how}: {self.reason})"
 
 
-def _cpu_flags() -> set[str]:
-    """The CPU feature flags Linux reports (empty elsewhere)."""
+@cache
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` line of Linux's /proc/cpuinfo ("" elsewhere)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return set()
+        return ""
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
+        if line.startswith(field):
+            return line.partition(":")[2].strip()
+    return ""
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    return set(_cpuinfo("flags").split())
 
 
 def _torch_says(name: str) -> bool | None:
@@ -127,14 +133,7 @@ def choose_scoring_dtype(requested: str, device: str) -> PrecisionChoice:
 def machine_summary() -> str:
     """The machine as benchmarks and records state it: CPU model, torch's kernel level,
     threads, native bfloat16, and the GPU if there is one."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
+    model = _cpuinfo("model name") or "unknown CPU"
     native, _ = cpu_has_native_bf16()
     text = (f"{model}, torch {torch.__version__} kernels {cpu_capability()}, "
             f"{torch.get_num_threads()} threads, native bfloat16: {'yes' if native else 'no'}")
