@@ -78,3 +78,30 @@ def toy_items() -> list:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return synthetic_items()
+
+
+def shared_and_full_training(loaded, token_ids, distributions, idx):
+    """``(loss, LoRA gradients)`` of batch ``idx``, once with the shared starts run once and
+    once with every row in full: LoRA r=4 on all linear layers, dropout 0, its B matrices
+    drawn non-zero so that they count."""
+    import torch
+
+    from surveytune.training import Batchable, TrainConfig, batch_loss, wrap_for_training
+
+    batch = Batchable(token_ids, distributions)
+    model = wrap_for_training(loaded.model, TrainConfig(lora_r=4, lora_dropout=0.0,
+                                                        target_modules=("all-linear",)))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    letters = torch.tensor(loaded.letter_ids)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(shared: bool):
+        model.zero_grad()
+        loss = batch_loss(model, batch, idx, letters, loaded.tokenizer.pad_token_id, "kl",
+                          share_prefix=shared)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in trainable]
+
+    return loss_and_grads(True), loss_and_grads(False)

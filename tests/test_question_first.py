@@ -8,15 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_items
+from conftest import shared_and_full_training, synthetic_items
 
 from surveytune.items import DataError, make_item
 from surveytune.models import LoadedModel
 from surveytune.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
 from surveytune.scoring import encode, plan_prefixes, score_token_ids, shared_batches
 from surveytune.simulator import Simulator
-from surveytune.training import TrainConfig, batch_loss, wrap_for_training
-from surveytune.validation import Batchable
+from surveytune.training import TrainConfig
 
 POPULATIONS = ("Aland", "Borduria", "Carpania", "Dalmatia", "Elbonia")
 
@@ -101,27 +100,11 @@ def test_shared_training_gives_the_same_loss_and_gradients(tiny_model_dir):
     items = _items()
     sim = Simulator(loaded, chat=False, prompt="question-first")
     tokenized = encode(loaded.tokenizer, sim.prompts(items), chat=False)
-    batch = Batchable(tokenized, [i.distribution for i in items])
-    model = wrap_for_training(loaded.model, TrainConfig(lora_r=4, lora_dropout=0.0,
-                                                        target_modules=("all-linear",)))
-    for name, param in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    letters = torch.tensor(loaded.letter_ids)
-    pad = loaded.tokenizer.pad_token_id
     # Two questions and a lone row of a third: two shared starts and the common one.
     idx = [0, 1, 2, 5, 6, 7, 12]
     assert len({s for s in plan_prefixes([tokenized[i] for i in idx])}) == 3
-    trainable = [p for p in model.parameters() if p.requires_grad]
-
-    def loss_and_grads(shared: bool):
-        model.zero_grad()
-        loss = batch_loss(model, batch, idx, letters, pad, "kl", share_prefix=shared)
-        loss.backward()
-        return loss.item(), [p.grad.clone() for p in trainable]
-
-    loss_shared, grads_shared = loss_and_grads(True)
-    loss_plain, grads_plain = loss_and_grads(False)
+    (loss_shared, grads_shared), (loss_plain, grads_plain) = shared_and_full_training(
+        loaded, tokenized, [i.distribution for i in items], idx)
     assert loss_shared == pytest.approx(loss_plain, abs=1e-5)
     for a, b in zip(grads_shared, grads_plain):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

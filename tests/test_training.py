@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_items
+from conftest import shared_and_full_training, synthetic_items
 from safetensors.torch import load_file
 
 from surveytune.items import make_item, write_jsonl
@@ -110,25 +110,8 @@ def test_shared_prefix_training_gives_the_same_loss_and_gradients(tiny_model_dir
                  for p in sim.prompts(items)]
     assert len({len(t) for t in tokenized}) > 1  # padding between prefix and rest is tested
     assert all(plan_prefixes(tokenized))
-    batch = Batchable(tokenized, [i.distribution for i in items])
-    model = wrap_for_training(loaded.model, TrainConfig(lora_r=4, lora_dropout=0.0,
-                                                        target_modules=("all-linear",)))
-    for name, param in model.named_parameters():  # LoRA B starts at zero: make it count
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    letters = torch.tensor(loaded.letter_ids)
-    pad = loaded.tokenizer.pad_token_id
-    idx = list(range(len(items)))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-
-    def loss_and_grads(shared: bool):
-        model.zero_grad()
-        loss = batch_loss(model, batch, idx, letters, pad, "kl", share_prefix=shared)
-        loss.backward()
-        return loss.item(), [p.grad.clone() for p in trainable]
-
-    loss_shared, grads_shared = loss_and_grads(True)
-    loss_plain, grads_plain = loss_and_grads(False)
+    (loss_shared, grads_shared), (loss_plain, grads_plain) = shared_and_full_training(
+        loaded, tokenized, [i.distribution for i in items], list(range(len(items))))
     assert loss_shared == pytest.approx(loss_plain, abs=1e-5)
     for a, b in zip(grads_shared, grads_plain):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
