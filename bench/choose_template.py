@@ -5,7 +5,7 @@ in several arms that differ in the prompt style and in how batches are formed, t
 each arm's calibrated fine-tuned model on validation items that chose nothing: a seeded
 question sample of valid outside the 200 validation items of training, and the held-out
 training countries' items outside theirs. Differences between arms are paired by item with
-a 95% bootstrap interval over questions (surveytune.stats): that interval is the measured
+a 95% bootstrap interval over questions (surveytune.methods.stats): that interval is the measured
 noise of the comparison (question sampling; one training seed per arm, so seed noise is not
 in it). Each arm's run folder resumes; results go to OUT/summary.json.
 
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from surveytune.metrics import metrics_table
-from surveytune.precision import machine_summary
+from surveytune.backends.precision import machine_summary
+from surveytune.data.splits import carve_populations, sample_by_question
+from surveytune.methods.metrics import metrics_table
+from surveytune.methods.stats import paired_bootstrap
 from surveytune.simulator import Simulator
-from surveytune.splits import carve_populations, sample_by_question
-from surveytune.stats import paired_bootstrap
-from surveytune.study import BUDGETS, study_splits
-from surveytune.training import _subsample
+from surveytune.studies.runner import BUDGETS, study_splits
+from surveytune.training.recipe import _subsample
 
 ARMS = {  # name -> (prompt style, questions per batch); the first one run is the reference
     "paper, 1 question per batch": ("paper", 1),

@@ -33,8 +33,8 @@ def main() -> None:
     from scipy.spatial.distance import jensenshannon
 
     from surveytune.simulator import Simulator
-    from surveytune.study import study_splits
-    from surveytune.training import TrainConfig
+    from surveytune.studies.runner import study_splits
+    from surveytune.training.recipe import TrainConfig
 
     splits = study_splits(args.data_dir, unseen_survey=False)
     valid = splits["valid"]

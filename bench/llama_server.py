@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from surveytune.models import DEFAULT_MODEL, EMBEDDED_MODELS
+from surveytune.backends.models import DEFAULT_MODEL, EMBEDDED_MODELS
 
 STARTUP_S = 180
 

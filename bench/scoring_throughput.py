@@ -24,12 +24,12 @@ import warnings
 
 import numpy as np
 
-from surveytune.items import make_item
-from surveytune.precision import machine_summary
-from surveytune.scoring import encode, reference_score_token_ids, score_token_ids
+from surveytune.backends.precision import machine_summary
+from surveytune.backends.scoring import encode, reference_score_token_ids, score_token_ids
+from surveytune.data.items import make_item
+from surveytune.data.splits import sample_by_question
 from surveytune.simulator import Simulator
-from surveytune.splits import sample_by_question
-from surveytune.study import study_splits
+from surveytune.studies.runner import study_splits
 
 
 def timed(fn):

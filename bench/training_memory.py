@@ -1,7 +1,7 @@
 """Peak memory (resident set) of LoRA training with the default budget's configuration.
 
-Runs ``surveytune.training.train`` for a few steps with the default budget's LoRA config
-(``surveytune.study.BUDGETS["default"].train``: r=16, all linear layers, dropout 0.05, KL,
+Runs ``surveytune.training.recipe.train`` for a few steps with the default budget's LoRA config
+(``surveytune.studies.runner.BUDGETS["default"].train``: r=16, all linear layers, dropout 0.05, KL,
 batch 8, bf16 autocast) on the longest items of the real train split (steps x 8 of them: the
 batches that set an epoch's peak; ``--first`` takes the epoch's first batches instead),
 validating on a seeded sample of valid at step 0 and at the end. It prints the process's peak
@@ -65,9 +65,9 @@ def main() -> None:
     print(f"after python start:     peak {_status_mb('VmHWM'):7.0f} MB")
     import torch
 
-    import surveytune.training as training
+    import surveytune.training.recipe as training
     from surveytune.simulator import Simulator
-    from surveytune.study import BUDGETS, METHODS, study_splits
+    from surveytune.studies.runner import BUDGETS, METHODS, study_splits
 
     print(f"after imports:          peak {_status_mb('VmHWM'):7.0f} MB")
     sim = Simulator.load(args.model)

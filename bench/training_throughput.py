@@ -23,13 +23,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from surveytune.batches import epoch_order
-from surveytune.memory import frozen_weights_cast
-from surveytune.precision import choose_precision, machine_summary
-from surveytune.scoring import encode
+from surveytune.backends.precision import choose_precision, machine_summary
+from surveytune.backends.scoring import encode
 from surveytune.simulator import Simulator
-from surveytune.study import BUDGETS, study_splits
-from surveytune.training import Batchable, batch_loss, wrap_for_training
+from surveytune.studies.runner import BUDGETS, study_splits
+from surveytune.training.batches import epoch_order
+from surveytune.training.memory import frozen_weights_cast
+from surveytune.training.recipe import Batchable, batch_loss, wrap_for_training
 
 
 def main() -> None:

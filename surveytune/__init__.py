@@ -8,11 +8,12 @@ not pay for numpy, scipy, pandas or torch.
 from importlib import import_module
 from typing import Any
 
-from .items import DataError, SurveyItem, make_item, write_jsonl
+from surveytune.data.items import DataError, SurveyItem, make_item, write_jsonl
 
-_LAZY = {"Simulator": "simulator", "TrainConfig": "training", "DEFAULT_MODEL": "models",
-         "load_items": "loaders", "METRIC_NAMES": "metrics", "item_metrics": "metrics",
-         "metrics_table": "metrics", "summarize": "metrics"}
+_LAZY = {"Simulator": "simulator", "TrainConfig": "training.recipe",
+         "DEFAULT_MODEL": "backends.models", "load_items": "data.loaders",
+         "METRIC_NAMES": "methods.metrics", "item_metrics": "methods.metrics",
+         "metrics_table": "methods.metrics", "summarize": "methods.metrics"}
 
 __all__ = ["DEFAULT_MODEL", "METRIC_NAMES", "DataError", "Simulator", "SurveyItem",
            "TrainConfig", "item_metrics", "load_items", "make_item", "metrics_table",

@@ -1,3 +1,3 @@
-from .cli import main
+from surveytune.cli.main import main
 
 main()

@@ -1,7 +1,7 @@
 """The Python API: a :class:`Simulator` loads a model, predicts answer distributions,
 fine-tunes and evaluates. The CLI only parses arguments and calls this.
 
-The scoring itself goes through a backend (:mod:`surveytune.backend`): ``hf`` (local
+The scoring itself goes through a backend (:mod:`surveytune.backends.base`): ``hf`` (local
 transformers, the default; the only one that trains) or ``openai`` (an OpenAI-compatible
 server). The simulator renders the prompts, applies priors and order averaging, and writes
 the same records whatever the backend."""
@@ -15,19 +15,19 @@ from typing import Any
 
 import pandas as pd
 
-from .adapters import AdapterMeta, load_calibration, load_prior
-from .backend import Backend, load_backend
-from .calibration import Calibration
-from .hf_backend import HFBackend
-from .items import SurveyItem, make_item
-from .metrics import metrics_table, result_rows
-from .models import DEFAULT_MODEL, LoadedModel, ModelError
-from .ordering import order_averaged, reversed_item
-from .priors import Prior, calibration_groups
-from .prompts import PROMPT_STYLES, PromptTemplate, build_prompt
-from .records import PredictionRecord, write_predictions
-from .scoring import Prediction
-from .training import TrainConfig, TrainResult, train
+from surveytune.backends.adapters import AdapterMeta, load_calibration, load_prior
+from surveytune.backends.base import Backend, load_backend
+from surveytune.backends.hf import HFBackend
+from surveytune.backends.models import DEFAULT_MODEL, LoadedModel, ModelError
+from surveytune.backends.scoring import Prediction
+from surveytune.data.items import SurveyItem, make_item
+from surveytune.data.records import PredictionRecord, write_predictions
+from surveytune.methods.calibration import Calibration
+from surveytune.methods.metrics import metrics_table, result_rows
+from surveytune.methods.ordering import order_averaged, reversed_item
+from surveytune.methods.priors import Prior, calibration_groups
+from surveytune.methods.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
+from surveytune.training.recipe import TrainConfig, TrainResult, train
 
 
 def prediction_records(split: str, items: Sequence[SurveyItem],
@@ -75,12 +75,13 @@ class Simulator:
         self.prompt = prompt
         self.batch_size = batch_size
         self.adapter = adapter
-        # Prior-anchored prediction: set by fit, or read from the adapter (surveytune.priors).
+        # Prior-anchored prediction: set by fit, or read from the adapter
+        # (surveytune.methods.priors).
         self.prior = prior
         # Average each prediction with the one for the reversed option order (2x the work).
         self.order_average = order_average
         # How much of the model to add to the prior, fit on validation data (set by fit, or
-        # read from the adapter; surveytune.calibration).
+        # read from the adapter; surveytune.methods.calibration).
         self.calibration = calibration
 
     @property
@@ -119,13 +120,13 @@ class Simulator:
         trained on another base model or does not fit this one). ``order_average`` averages
         every prediction with the one for the reversed option order (twice the work).
 
-        ``backend`` picks the scoring engine (:mod:`surveytune.backend`); its own options
+        ``backend`` picks the scoring engine (:mod:`surveytune.backends.base`); its own options
         (``device``, ``load_in_8bit`` for hf; ``base_url``, ``tokenizer`` for openai) pass
         through. With ``openai`` the server must serve the adapter's weights under ``model``
         (e.g. vLLM's ``--lora-modules``): ``adapter`` is then read for its record only
         (chat, template and the prior, applied here on the client).
 
-        ``prompt`` is the prompt style (:data:`surveytune.prompts.PROMPT_STYLES`; default
+        ``prompt`` is the prompt style (:data:`surveytune.methods.prompts.PROMPT_STYLES`; default
         the adapter's, else ``paper``)."""
         prior, meta, calibration = None, None, None
         if adapter is not None:
@@ -171,7 +172,7 @@ class Simulator:
     def predict_reversed(self, items: Sequence[SurveyItem], *, progress: bool = True,
                          desc: str = "scoring reversed") -> list[Prediction]:
         """Predictions for the items with their options reversed, mapped back to the items'
-        own option order (the option-order probe of :mod:`surveytune.ordering`). With order
+        own option order (the option-order probe of :mod:`surveytune.methods.ordering`). With order
         averaging these are :meth:`predict`'s predictions: averaged over both orders, they
         cannot depend on which order is given."""
         if self.order_average:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from surveytune.items import make_item
+from surveytune.data.items import make_item
 
 REPO = Path(__file__).resolve().parents[1]
 CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
@@ -86,7 +86,7 @@ def shared_and_full_training(loaded, token_ids, distributions, idx):
     drawn non-zero so that they count."""
     import torch
 
-    from surveytune.training import Batchable, TrainConfig, batch_loss, wrap_for_training
+    from surveytune.training.recipe import Batchable, TrainConfig, batch_loss, wrap_for_training
 
     batch = Batchable(token_ids, distributions)
     model = wrap_for_training(loaded.model, TrainConfig(lora_r=4, lora_dropout=0.0,

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from surveytune.backend import BACKENDS, Backend, load_backend, register_backend
-from surveytune.hf_backend import HFBackend
-from surveytune.models import ModelError, resolve_device, resolve_dtype
-from surveytune.scoring import Prediction
+from surveytune.backends.base import BACKENDS, Backend, load_backend, register_backend
+from surveytune.backends.hf import HFBackend
+from surveytune.backends.models import ModelError, resolve_device, resolve_dtype
+from surveytune.backends.scoring import Prediction
 from surveytune.simulator import Simulator
-from surveytune.training import Batchable, TrainConfig, batch_loss, wrap_for_training
+from surveytune.training.recipe import Batchable, TrainConfig, batch_loss, wrap_for_training
 
 
 class RescaledHF:
@@ -127,7 +127,7 @@ def test_quantized_base_refused_without_cuda(tiny_model_dir, flag):
 
 
 def _loss_and_grads(tiny_model_dir, items, checkpointing: bool):
-    from surveytune.models import LoadedModel
+    from surveytune.backends.models import LoadedModel
 
     loaded = LoadedModel.load(str(tiny_model_dir))
     sim = Simulator(loaded, chat=False)

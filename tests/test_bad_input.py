@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from surveytune.cli import main
-from surveytune.items import MAX_OPTION_CHARS, MAX_QUESTION_CHARS
+from surveytune.cli.main import main
+from surveytune.data.items import MAX_OPTION_CHARS, MAX_QUESTION_CHARS
 
 GOOD = {"question_id": "q1", "question": "Trust?", "options": ["Yes", "No", "Unsure"],
         "distribution": [0.5, 0.3, 0.2], "population": "France"}
@@ -467,7 +467,7 @@ def test_report_draws_dollar_signs(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_report import make_run
 
-    from surveytune.report import build_report
+    from surveytune.report.build import build_report
 
     run = make_run(tmp_path)
     for path in run.glob("predictions/*/*.jsonl"):

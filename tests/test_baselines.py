@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surveytune.baselines import (
+from surveytune.data.items import make_item
+from surveytune.methods.baselines import (
     BASELINES,
     MODEL_METHODS,
     Baseline,
@@ -22,8 +23,7 @@ from surveytune.baselines import (
     register,
     uniform,
 )
-from surveytune.items import make_item
-from surveytune.metrics import METRIC_NAMES, between_population_similarity, result_rows
+from surveytune.methods.metrics import METRIC_NAMES, between_population_similarity, result_rows
 
 
 def _item(qid: str, population: str, dist, split: str | None = None, survey: str = "toy"):
@@ -133,8 +133,8 @@ def test_registry_names_order_and_kinds():
 
 def test_a_new_baseline_is_one_registry_entry(monkeypatch):
     """A registered baseline is scored by evaluate_baselines, after the others, in order."""
-    monkeypatch.setattr("surveytune.baselines.BASELINES", dict(BASELINES))
-    from surveytune import baselines
+    monkeypatch.setattr("surveytune.methods.baselines.BASELINES", dict(BASELINES))
+    from surveytune.methods import baselines
 
     baselines.register(Baseline("first-option", "all mass on option A", "competitor",
                                 lambda train, options: lambda items: [
@@ -169,7 +169,7 @@ def _wvs_valid_items():
 
 
 @pytest.mark.skipif(not _data_file().exists(), reason="real WVS data not available")
-@pytest.mark.filterwarnings("ignore::surveytune.items.DataWarning")
+@pytest.mark.filterwarnings("ignore::surveytune.data.items.DataWarning")
 def test_real_valid_split_numbers():
     items = _wvs_valid_items()
     assert len(items) == 1586

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import synthetic_items
 
-from surveytune.calibration import Calibration, fit_calibration
-from surveytune.priors import calibration_groups, make_prior
+from surveytune.methods.calibration import Calibration, fit_calibration
+from surveytune.methods.priors import calibration_groups, make_prior
 from surveytune.simulator import Simulator
-from surveytune.training import TrainConfig
+from surveytune.training.recipe import TrainConfig
 
 
 def test_apply_combines_model_and_prior_at_the_groups_scale():
@@ -114,8 +114,8 @@ def test_calibration_reuses_the_kept_steps_validation_scores(tiny_model_dir, tmp
                                                              monkeypatch):
     """The calibration fit on the distributions validation computed at the kept step equals
     the one fit by scoring the validation sets again with the kept weights."""
-    import surveytune.training as training
-    import surveytune.validation as validation
+    import surveytune.training.recipe as training
+    import surveytune.training.validation as validation
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import data_dir
 
-from surveytune.cli import main
+from surveytune.cli.main import main
 
 GOOD = {"question_id": "q1", "question": "Trust?", "options": ["Yes", "No", "Unsure"],
         "distribution": [0.5, 0.3, 0.2], "population": "France"}

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import data_dir
 
-from surveytune.models import DEFAULT_MODEL, embedded_model_path
-from surveytune.scoring import encode, reference_score_token_ids, score_token_ids
+from surveytune.backends.models import DEFAULT_MODEL, embedded_model_path
+from surveytune.backends.scoring import encode, reference_score_token_ids, score_token_ids
 from surveytune.simulator import Simulator
 
 pytestmark = [
@@ -39,7 +39,7 @@ def test_embedded_model_is_converted_once_and_letters_are_single_tokens(default_
 
 @pytest.mark.skipif(data_dir() is None, reason="shared data not available")
 def test_real_items_efficient_equals_naive(default_sim):
-    from surveytune.study import study_splits
+    from surveytune.studies.runner import study_splits
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

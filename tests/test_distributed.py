@@ -15,7 +15,7 @@ import warnings
 import pytest
 from conftest import REPO, synthetic_items
 
-from surveytune.items import write_jsonl
+from surveytune.data.items import write_jsonl
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-5  # relative, per step: the same numbers up to float32 summation order
@@ -75,7 +75,7 @@ def test_two_processes_match_one_and_resume(tiny_model_dir, tmp_path):
 
 
 def test_a_batch_is_cut_into_equal_shards():
-    from surveytune.distributed import Group
+    from surveytune.training.distributed import Group
 
     assert Group(0, 2).shard([5, 6, 7, 8]) == [5, 6] and Group(1, 2).shard([5, 6, 7, 8]) == [7, 8]
     assert Group().shard([1, 2, 3]) == [1, 2, 3]

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from surveytune import models
-from surveytune.models import ModelError, embedded_model_path
+from surveytune.backends import models
+from surveytune.backends.models import ModelError, embedded_model_path
 
 
 def _package(root, name: str, body: str) -> None:

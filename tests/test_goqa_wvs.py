@@ -8,8 +8,8 @@ import warnings
 import pytest
 from conftest import data_dir
 
-from surveytune.items import DataWarning
-from surveytune.loaders import find_data_file, is_wvs_missing_label, load_goqa
+from surveytune.data.items import DataWarning
+from surveytune.data.loaders import find_data_file, is_wvs_missing_label, load_goqa
 
 
 @pytest.mark.parametrize("label", ["No answer", "No Answer", '"Dont know"', "Don't know",

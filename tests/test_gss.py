@@ -10,12 +10,12 @@ import pytest
 from conftest import data_dir
 from scipy.stats import wasserstein_distance
 
-from surveytune.items import DataError, make_item
-from surveytune.metrics import item_metrics, subpop_wd, subpop_wd_mean
-from surveytune.prompts import SUBGROUP_EN, build_prompt, subgroup_phrase, template_for
-from surveytune.splits import GSS_SPLITS, gss_splits, held_out_groups
-from surveytune.study import GSS_BUDGETS, Budget, Study
-from surveytune.training import TrainConfig
+from surveytune.data.items import DataError, make_item
+from surveytune.data.splits import GSS_SPLITS, gss_splits, held_out_groups
+from surveytune.methods.metrics import item_metrics, subpop_wd, subpop_wd_mean
+from surveytune.methods.prompts import SUBGROUP_EN, build_prompt, subgroup_phrase, template_for
+from surveytune.studies.runner import GSS_BUDGETS, Budget, Study
+from surveytune.training.recipe import TrainConfig
 
 GROUPS = {"POLPARTY": ("Democrat", "Republican"), "SEX": ("Male", "Female"),
           "RACE": ("Black", "White", "Asian")}
@@ -74,7 +74,7 @@ def test_gss_splits_hold_out_groups_and_questions():
 
 @pytest.mark.skipif(data_dir() is None, reason="shared data not available")
 def test_gss_splits_on_the_real_file():
-    from surveytune.loaders import find_data_file, load_gss
+    from surveytune.data.loaders import find_data_file, load_gss
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -158,7 +158,7 @@ TINY_GSS = Budget("tiny-gss", "test budget",
 
 
 def test_gss_study_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
-    import surveytune.study as study
+    import surveytune.studies.runner as study
 
     data = make_gss_dir(tmp_path / "data")
     # 7 groups in 3 attributes: hold out 2 groups (the real study holds out 6 of 22)
@@ -212,7 +212,7 @@ def test_unknown_study_is_refused(tmp_path):
 def test_cli_study_flag(tmp_path, monkeypatch, capsys):
     import sys
 
-    from surveytune.cli import main
+    from surveytune.cli.main import main
 
     def run(*args):
         monkeypatch.setattr(sys, "argv", ["surveytune", *map(str, args)])

@@ -1,4 +1,4 @@
-"""Tests of surveytune.loaders on tiny synthetic fixtures (and on the real data when present)."""
+"""Tests of surveytune.data.loaders on tiny synthetic fixtures (and the real data when present)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from surveytune.items import DataError, DataWarning, make_item, write_jsonl
-from surveytune.loaders import (
+from surveytune.data.items import DataError, DataWarning, make_item, write_jsonl
+from surveytune.data.loaders import (
     DATA_FILES,
     find_data_file,
     load_csv,

@@ -1,17 +1,17 @@
-"""Training's memory savers change no number (surveytune.memory)."""
+"""Training's memory savers change no number (surveytune.training.memory)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from surveytune.memory import (
+from surveytune.backends.models import LoadedModel
+from surveytune.training.memory import (
     MaskDropout,
     frozen_weights_cast,
     lean_lora_dropout,
 )
-from surveytune.models import LoadedModel
-from surveytune.training import TrainConfig, wrap_for_training
+from surveytune.training.recipe import TrainConfig, wrap_for_training
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -57,9 +57,9 @@ def _same(saved: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def test_frozen_weights_cast_once_gives_the_same_loss_and_gradients(tiny_model_dir, toy_items):
-    from surveytune.scoring import encode
+    from surveytune.backends.scoring import encode
     from surveytune.simulator import Simulator
-    from surveytune.training import Batchable, batch_loss
+    from surveytune.training.recipe import Batchable, batch_loss
 
     loaded = LoadedModel.load(str(tiny_model_dir))
     sim = Simulator(loaded, chat=True)  # a shared prompt start: the model runs twice

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from surveytune.items import SurveyItem
-from surveytune.metrics import (
+from surveytune.data.items import SurveyItem
+from surveytune.methods.metrics import (
     PREDICTION_TOLERANCE,
     between_population_similarity,
     check_distribution,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from surveytune.items import make_item
-from surveytune.metrics import (
+from surveytune.data.items import make_item
+from surveytune.methods.metrics import (
     METRIC_DESCRIPTIONS,
     METRIC_NAMES,
     between_population_similarity,

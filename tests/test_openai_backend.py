@@ -19,8 +19,8 @@ import pytest
 from conftest import data_dir
 from test_bad_input import run_cli
 
-from surveytune.models import DEFAULT_MODEL, ModelError
-from surveytune.openai_backend import letter_probabilities
+from surveytune.backends.models import DEFAULT_MODEL, ModelError
+from surveytune.backends.openai import letter_probabilities
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from llama_server import free_port, start, stop  # noqa: E402
@@ -49,7 +49,7 @@ def api_key(monkeypatch):
 
 
 def real_items(n: int = 30) -> list:
-    from surveytune.study import study_splits
+    from surveytune.studies.runner import study_splits
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -123,7 +123,7 @@ def test_openai_backend_agrees_with_hf_on_real_items(llama_server, api_key):
 @pytest.mark.skipif(data_dir() is None, reason="shared data not available")
 def test_cli_evaluate_on_the_server_writes_the_same_files(llama_server, api_key, tmp_path,
                                                           monkeypatch, capsys):
-    from surveytune.items import write_jsonl
+    from surveytune.data.items import write_jsonl
 
     items = real_items(30)[:5]
     data = tmp_path / "few.jsonl"

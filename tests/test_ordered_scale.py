@@ -11,11 +11,16 @@ import pytest
 import torch
 from conftest import data_dir
 
-from surveytune.items import DataError, DataWarning, make_item
-from surveytune.loaders import WVS_OFF_SCALE_CODE0, find_data_file, load_jsonl, load_wvs_unified
-from surveytune.losses import LOSSES, emd_loss, scale_mask
-from surveytune.metrics import item_metrics, metrics_table
-from surveytune.prompts import build_prompt
+from surveytune.data.items import DataError, DataWarning, make_item
+from surveytune.data.loaders import (
+    WVS_OFF_SCALE_CODE0,
+    find_data_file,
+    load_jsonl,
+    load_wvs_unified,
+)
+from surveytune.methods.metrics import item_metrics, metrics_table
+from surveytune.methods.prompts import build_prompt
+from surveytune.training.losses import LOSSES, emd_loss, scale_mask
 
 HUMAN = [0.2, 0.4, 0.4, 0.0]      # position 0 is "Hard to say"
 PREDICTED = [0.6, 0.1, 0.1, 0.2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surveytune.items import make_item
-from surveytune.ordering import order_averaged, order_consistency, reversed_item
+from surveytune.data.items import make_item
+from surveytune.methods.ordering import order_averaged, order_consistency, reversed_item
 
 
 def test_reversed_item_reverses_options_and_shares():

@@ -8,11 +8,15 @@ import pytest
 import torch
 from conftest import synthetic_items
 
-import surveytune.precision as precision
-from surveytune.models import resolve_dtype
-from surveytune.precision import choose_precision, choose_scoring_dtype, cpu_has_native_bf16
+import surveytune.backends.precision as precision
+from surveytune.backends.models import resolve_dtype
+from surveytune.backends.precision import (
+    choose_precision,
+    choose_scoring_dtype,
+    cpu_has_native_bf16,
+)
 from surveytune.simulator import Simulator
-from surveytune.training import TrainConfig
+from surveytune.training.recipe import TrainConfig
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from conftest import synthetic_items
 
-from surveytune.baselines import region_mean
-from surveytune.ordering import reversed_item
-from surveytune.priors import PRIOR_FLOOR, Prior, make_prior
+from surveytune.data.splits import carve_populations
+from surveytune.methods.baselines import region_mean
+from surveytune.methods.ordering import reversed_item
+from surveytune.methods.priors import PRIOR_FLOOR, Prior, make_prior
 from surveytune.simulator import Simulator
-from surveytune.splits import carve_populations
-from surveytune.training import TrainConfig
+from surveytune.training.recipe import TrainConfig
 
 COUNTRIES = ("Sweden", "Norway", "Germany", "Japan", "Chile")
 

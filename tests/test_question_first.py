@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import shared_and_full_training, synthetic_items
 
-from surveytune.items import DataError, make_item
-from surveytune.models import LoadedModel
-from surveytune.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
-from surveytune.scoring import encode, plan_prefixes, score_token_ids, shared_batches
+from surveytune.backends.models import LoadedModel
+from surveytune.backends.scoring import encode, plan_prefixes, score_token_ids, shared_batches
+from surveytune.data.items import DataError, make_item
+from surveytune.methods.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
 from surveytune.simulator import Simulator
-from surveytune.training import TrainConfig
+from surveytune.training.recipe import TrainConfig
 
 POPULATIONS = ("Aland", "Borduria", "Carpania", "Dalmatia", "Elbonia")
 
@@ -146,7 +146,7 @@ def test_predict_and_evaluate_take_the_prompt_style(monkeypatch, capsys, tmp_pat
 
 @pytest.mark.parametrize("questions_per_batch", [1, 2])
 def test_batches_grouped_by_question_cover_the_epoch_once(questions_per_batch):
-    from surveytune.batches import epoch_order
+    from surveytune.training.batches import epoch_order
 
     groups = [f"q{i % 7}" for i in range(7 * 11)]  # 7 questions of 11 populations
     order = epoch_order([10] * len(groups), 8, seed=3, epoch=0, groups=groups,
@@ -162,7 +162,7 @@ def test_batches_grouped_by_question_cover_the_epoch_once(questions_per_batch):
 
 
 def test_budgets_prompt_question_first_and_the_paper_method_keeps_the_papers():
-    from surveytune.budgets import BUDGETS, GSS_BUDGETS, with_method
+    from surveytune.studies.budgets import BUDGETS, GSS_BUDGETS, with_method
 
     for budget in BUDGETS.values():
         assert budget.prompt == "question-first" and budget.train.questions_per_batch == 1

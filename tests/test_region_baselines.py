@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from surveytune.baselines import population_style, region_mean
-from surveytune.items import make_item
-from surveytune.regions import region_of, regions
+from surveytune.data.items import make_item
+from surveytune.data.regions import region_of, regions
+from surveytune.methods.baselines import population_style, region_mean
 
 
 def _item(qid: str, population: str, dist, split: str | None = None):

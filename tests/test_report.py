@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surveytune.items import DataError
-from surveytune.metrics import item_metrics
-from surveytune.records import PredictionRecord, RunResults, TrainingRecord, write_predictions
-from surveytune.report import (
+from surveytune.data.items import DataError
+from surveytune.data.records import PredictionRecord, RunResults, TrainingRecord, write_predictions
+from surveytune.methods.metrics import item_metrics
+from surveytune.report.build import (
     PAPER_TABLE4,
     build_report,
     findings,
@@ -167,9 +167,9 @@ def test_results_frame_unchanged():
 
 
 def test_uniform_reference_is_the_uniform_baseline():
-    from surveytune.baselines import uniform
-    from surveytune.items import make_item
-    from surveytune.report import uniform_score
+    from surveytune.data.items import make_item
+    from surveytune.methods.baselines import uniform
+    from surveytune.report.build import uniform_score
 
     human = [0.5, 0.3, 0.2]
     item = make_item(survey="s", question_id="q", question="Q?", options=["a", "b", "c"],
@@ -202,7 +202,7 @@ def test_findings_compare_fine_tuned_with_zero_shot_and_baselines():
 
 def test_a_registered_baseline_reaches_every_table(tmp_path, monkeypatch):
     """Adding a baseline is one registry entry: the report orders and describes it."""
-    from surveytune import baselines
+    from surveytune.methods import baselines
 
     monkeypatch.setattr(baselines, "BASELINES", dict(baselines.BASELINES))
     baselines.register(baselines.Baseline(
@@ -224,7 +224,7 @@ def test_a_registered_baseline_reaches_every_table(tmp_path, monkeypatch):
 
 
 def test_records_round_trip_and_refuse_missing_fields(tmp_path):
-    from surveytune.records import TrainingRecord, read_predictions
+    from surveytune.data.records import TrainingRecord, read_predictions
 
     raw = _results()
     assert RunResults.from_dict(raw).to_dict()["results"] == raw["results"]
@@ -243,7 +243,7 @@ def test_records_round_trip_and_refuse_missing_fields(tmp_path):
 
 
 def test_goals_say_met_or_missed_with_the_numbers(tmp_path):
-    from surveytune.goals import goal_lines
+    from surveytune.report.goals import goal_lines
 
     def row(method, split, value):
         return {"method": method, "split": split, "n": 10, "1-jsd": value}
@@ -275,7 +275,7 @@ def test_goals_say_met_or_missed_with_the_numbers(tmp_path):
 
 
 def test_goals_met_by_the_prior_alone_say_so():
-    from surveytune.goals import goal_lines
+    from surveytune.report.goals import goal_lines
 
     run = {"results": [{"method": "fine-tuned", "split": "test_1", "n": 5, "1-jsd": 0.74},
                        {"method": "uniform", "split": "test_1", "n": 5, "1-jsd": 0.73},

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from surveytune.models import LoadedModel, ModelError, letter_token_ids
-from surveytune.prompts import PAPER_EN, PromptTemplate, build_prompt
-from surveytune.scoring import (
+from surveytune.backends.models import LoadedModel, ModelError, letter_token_ids
+from surveytune.backends.scoring import (
     encode,
     left_pad,
     length_batches,
     reference_score_token_ids,
     score_token_ids,
 )
+from surveytune.methods.prompts import PAPER_EN, PromptTemplate, build_prompt
 from surveytune.simulator import Simulator
 
 
@@ -107,7 +107,7 @@ def test_user_template_is_used(tiny_model_dir, toy_items, tmp_path):
 
 
 def test_bad_template_names_file_and_field(tmp_path):
-    from surveytune.items import DataError
+    from surveytune.data.items import DataError
 
     path = tmp_path / "t.json"
     path.write_text('{"user": "no placeholders", "answer_prefix": "("}')
@@ -123,8 +123,8 @@ def test_bfloat16_model_loads_and_scores(tiny_model_dir, toy_items):
 
 
 def test_missing_package_gives_install_line(monkeypatch, tmp_path):
-    import surveytune.models as models
-    from surveytune.models import DEFAULT_MODEL
+    import surveytune.backends.models as models
+    from surveytune.backends.models import DEFAULT_MODEL
 
     monkeypatch.setenv("SURVEYTUNE_CACHE", str(tmp_path))
     real_find_spec = models.importlib.util.find_spec
@@ -135,7 +135,7 @@ def test_missing_package_gives_install_line(monkeypatch, tmp_path):
 
 
 def test_shared_prefix_is_computed_once_with_identical_results(tiny_model_dir, toy_items):
-    from surveytune.scoring import plan_prefixes
+    from surveytune.backends.scoring import plan_prefixes
 
     loaded = LoadedModel.load(str(tiny_model_dir))
     ids = encode(loaded.tokenizer, [build_prompt(i) for i in toy_items], chat=False)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-import surveytune.training as training
-from surveytune.models import LoadedModel
-from surveytune.prompts import build_prompt
-from surveytune.scoring import encode, score_token_ids, special_prefix
+import surveytune.training.recipe as training
+from surveytune.backends.models import LoadedModel
+from surveytune.backends.scoring import encode, score_token_ids, special_prefix
+from surveytune.methods.prompts import build_prompt
 from surveytune.simulator import Simulator
-from surveytune.training import TrainConfig
+from surveytune.training.recipe import TrainConfig
 
 CHAT_TEMPLATE = ("<s>{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")

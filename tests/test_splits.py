@@ -1,4 +1,4 @@
-"""Tests of surveytune.splits: the paper's split rules and user-defined hold-outs."""
+"""Tests of surveytune.data.splits: the paper's split rules and user-defined hold-outs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from surveytune.items import DataError, make_item
-from surveytune.loaders import find_data_file, load_wvs_unified, wvs_paper_split_labels
-from surveytune.splits import (
+from surveytune.data.items import DataError, make_item
+from surveytune.data.loaders import find_data_file, load_wvs_unified, wvs_paper_split_labels
+from surveytune.data.splits import (
     C1,
     C2,
     C3,

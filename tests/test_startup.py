@@ -81,7 +81,8 @@ def test_a_bad_file_is_one_line_without_heavy_libraries(tmp_path):
 
 def test_importing_the_package_and_the_cli_imports_no_heavy_library():
     code = ("import json, sys\n"
-            "import surveytune, surveytune.cli, surveytune.items, surveytune.loaders\n"
+            "import surveytune, surveytune.cli.main, surveytune.data.items\n"
+            "import surveytune.data.loaders\n"
             "code = 0\n" + REPORT)
     report, _ = _start(code=code)
     assert report == {"code": 0, "heavy": []}
@@ -92,7 +93,7 @@ def test_every_public_name_still_imports():
         assert getattr(surveytune, name) is not None, name
     assert set(surveytune.__all__) <= set(dir(surveytune))
     from surveytune import METRIC_NAMES, item_metrics, metrics_table, summarize
-    from surveytune.metrics import METRIC_NAMES as direct
+    from surveytune.methods.metrics import METRIC_NAMES as direct
 
     assert METRIC_NAMES is direct and callable(item_metrics) and callable(metrics_table)
     assert callable(summarize)

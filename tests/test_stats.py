@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surveytune.stats import paired_bootstrap
+from surveytune.methods.stats import paired_bootstrap
 
 
 def test_mean_is_the_item_mean_and_a_constant_difference_has_no_width():

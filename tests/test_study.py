@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from surveytune.precision import choose_precision
-from surveytune.records import read_predictions
-from surveytune.study import Budget, Study, restrict_to_questions, study_splits
-from surveytune.training import TrainConfig
+from surveytune.backends.precision import choose_precision
+from surveytune.data.records import read_predictions
+from surveytune.studies.runner import Budget, Study, restrict_to_questions, study_splits
+from surveytune.training.recipe import TrainConfig
 
 COUNTRIES = ("Andorra", "Argentina", "Kenya", "Mexico")  # C1, C1, C2, C3
 QIDS = (1, 2, 3, 164, 165, 199, 200)  # Q1 (train), Q2 (valid), Q3
@@ -111,7 +111,7 @@ def test_interrupted_scoring_resumes_where_it_stopped(tmp_path, tiny_model_dir):
 
 
 def test_other_budget_in_same_folder_is_refused(tmp_path, tiny_model_dir):
-    from surveytune.items import DataError
+    from surveytune.data.items import DataError
 
     data = make_data_dir(tmp_path / "data")
     out = tmp_path / "run"
@@ -190,7 +190,7 @@ def test_chinese_valid_is_scored_paired_with_english(tmp_path, tiny_model_dir):
 
 
 def test_chinese_valid_needs_valid_first(tmp_path):
-    from surveytune.items import DataError
+    from surveytune.data.items import DataError
 
     alone = Budget("zh-alone", "x", TrainConfig(max_steps=1), None, None,
                    splits=("valid_zh", "valid"))

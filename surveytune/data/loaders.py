@@ -1,0 +1,287 @@
+"""Read survey answer distributions into :class:`~surveytune.data.items.SurveyItem` lists.
+
+There is one loader per source format, and :func:`load_items` picks one for you. Every item is
+built through :func:`~surveytune.data.items.make_item`, so all formats are checked by the same
+rules.
+Bad input raises :class:`~surveytune.data.items.DataError` with the file, the line and the field. A
+distribution whose sum is within ``SUM_TOLERANCE`` of 1 is renormalised, and one
+:class:`~surveytune.data.items.DataWarning` per file reports it. (The loaders of the shared public
+files renormalise rounding errors up to ``PUBLIC_ROUNDING_TOLERANCE`` silently.) Loaders never write
+anything.
+
+Bring your own survey
+---------------------
+Two generic formats are supported. Any survey, population and language can be used.
+
+**JSONL** (``.jsonl``, :func:`load_jsonl`) has one JSON object per line. It is the canonical
+format that :func:`surveytune.data.items.write_jsonl` writes, so such files round-trip::
+
+    {"id": "mysurvey:q1:France", "survey": "mysurvey", "question_id": "q1",
+     "question": "Do you trust your neighbours?", "options": ["Yes", "No"],
+     "distribution": [0.62, 0.38], "population": "France", "population_kind": "country",
+     "ordinal": false, "split": null, "language": "en"}
+
+Required fields: ``question_id``, ``question``, ``options`` (a list of 2 to 26 labels in answer
+order), ``distribution`` (a list aligned to ``options``; fractions summing to 1, or percentages
+summing to 100) and ``population``. Optional fields: ``id`` (default
+``"{survey}:{question_id}:{population}"``), ``survey`` (default: the file name without its
+extension), ``population_kind`` (``"country"`` or ``"subgroup"``; default ``"country"``),
+``ordinal`` (true when the options are an ordered scale; default false), ``split`` (default
+null; else one of ``items.SPLITS``), ``language`` (``"en"`` or ``"zh"``; default ``"en"``) and
+``scale_positions`` (the 0-based positions of the options that form the ordered scale ``emd``
+runs over, when some options such as "Hard to say" are off it; default: all). Blank lines are
+skipped, and unknown fields are ignored. ``question_id`` must be a JSON string and
+probabilities JSON numbers (``"0.5"`` is refused). Option labels within an item must differ,
+and one ``question_id`` must have the same question and options on every line. Texts over
+``items.MAX_QUESTION_CHARS`` / ``MAX_OPTION_CHARS``, lone surrogates, invalid UTF-8 and files
+without items are refused.
+
+**CSV** (``.csv``, :func:`load_csv`) is a tidy long table with one row per (question,
+population, option)::
+
+    question_id,question,population,option,share
+    q1,Do you trust your neighbours?,France,Yes,62
+    q1,Do you trust your neighbours?,France,No,38
+
+Required columns: ``question_id``, ``question``, ``population``, ``option`` and ``share``.
+Optional columns: ``survey``, ``population_kind``, ``ordinal`` (true/false/1/0/yes/no),
+``split`` and ``language``. The rows of one (question_id, population) pair form one item. The
+options of a question keep the order of their first appearance in the file (for every
+population of the question). Shares may be fractions or percentages; this
+is decided per item by whether they sum to about 100. A bad share is reported at its own line;
+a bad sum at the line of the item's first row.
+
+Shared data files
+-----------------
+The project's public data files (see ``data/README.md``) have their own loaders:
+:func:`load_wvs_unified`, :func:`load_paper_json`, :func:`load_goqa` and :func:`load_gss`.
+:func:`find_data_file` maps short names to their standard paths.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from surveytune.data.items import (
+    DataError,
+    Source,
+    SurveyItem,
+    check_consistent_questions,
+    check_unique_ids,
+    make_item,
+)
+from surveytune.data.public_data import (
+    DATA_FILES,
+    WVS_MISSING_LABELS,
+    WVS_OFF_SCALE_CODE0,
+    find_data_file,
+    is_wvs_missing_label,
+    load_goqa,
+    load_gss,
+    load_paper_json,
+    load_wvs_unified,
+    wvs_paper_split_labels,
+)
+from surveytune.data.readers import (
+    PUBLIC_ROUNDING_TOLERANCE,
+    PathLike,
+    _iter_jsonl,
+    _one_repair_warning,
+    _optional_str,
+    _read_text,
+    _require,
+    _scale_of,
+)
+
+__all__ = ["DATA_FILES", "FORMATS", "PUBLIC_ROUNDING_TOLERANCE", "WVS_MISSING_LABELS",
+           "WVS_OFF_SCALE_CODE0", "detect_format", "find_data_file", "is_wvs_missing_label",
+           "load_csv", "load_goqa", "load_gss", "load_items", "load_jsonl", "load_paper_json",
+           "load_wvs_unified", "wvs_paper_split_labels"]
+
+FORMATS = ("auto", "jsonl", "csv", "wvs-unified", "paper-json", "goqa", "gss")
+
+
+def load_jsonl(path: PathLike) -> list[SurveyItem]:
+    """Load the generic/canonical JSONL format (see the module docstring)."""
+    path = Path(path)
+    items = []
+    with _one_repair_warning(path):
+        for source, record in _iter_jsonl(path):
+            _require(record, ("question_id", "question", "options", "distribution",
+                              "population"), source)
+            dist = record["distribution"]
+            ident = record.get("id")
+            if ident is not None and (not isinstance(ident, str) or not ident.strip()):
+                raise source.error(f"expected a non-empty string, got {ident!r}", "id")
+            items.append(make_item(
+                survey=_optional_str(record, "survey", path.stem, source),
+                question_id=record["question_id"], question=record["question"],
+                options=record["options"], distribution=dist, population=record["population"],
+                population_kind=_optional_str(record, "population_kind", "country", source),
+                ordinal=record.get("ordinal", False),
+                split=_optional_str(record, "split", None, source),
+                language=_optional_str(record, "language", "en", source),
+                id=ident, source=source, scale=_scale_of(dist),
+                scale_positions=record.get("scale_positions")))
+    return items
+
+
+CSV_REQUIRED = ("question_id", "question", "population", "option", "share")
+CSV_OPTIONAL = ("survey", "population_kind", "ordinal", "split", "language")
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+def _csv_bool(value: str, source: Source, name: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise source.error(f"expected true or false, got {value!r}", name)
+
+
+def _csv_share(value: str, source: Source) -> float:
+    """One row's share, checked on its own line (sums are checked per item)."""
+    if not value:
+        raise source.error("missing or empty", "share")
+    try:
+        share = float(value)
+    except ValueError:
+        raise source.error(f"expected a number, got {value!r}", "share") from None
+    if share != share or share == float("inf"):
+        raise source.error(f"share is {value!r}", "share")
+    if share < 0:
+        raise source.error(f"negative share {value}", "share")
+    return share
+
+
+def load_csv(path: PathLike) -> list[SurveyItem]:
+    """Load the generic tidy CSV format (see the module docstring)."""
+    path = Path(path)
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError("no items in this file (it is empty)", file=path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    header_source = Source(str(path), 1)
+    for name in CSV_REQUIRED:
+        if name not in header:
+            raise header_source.error(f"missing column (columns: {', '.join(header)})", name)
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    order: dict[tuple[str, str], list[str]] = {}  # each question's options, first seen first
+    previous_end = reader.line_num
+    try:
+        for row in reader:
+            source = Source(str(path), previous_end + 1)
+            previous_end = reader.line_num
+            if None in row:
+                raise source.error(f"{len(header) + len(row[None])} cells for "
+                                   f"{len(header)} columns")
+            values = {k: (v or "").strip() for k, v in row.items()}
+            for name in CSV_REQUIRED:
+                if name != "share" and not values[name]:
+                    raise source.error("missing or empty", name)
+            key = (values["question_id"], values["population"])
+            group = groups.get(key)
+            if group is None:
+                groups[key] = group = {"source": source, "row": values, "options": [],
+                                       "shares": []}
+            else:
+                for name in ("question", *CSV_OPTIONAL):
+                    if name in values and values[name] != group["row"].get(name, ""):
+                        raise source.error(
+                            f"{values[name]!r} differs from {group['row'][name]!r} on line "
+                            f"{group['source'].line} for the same question and population",
+                            name)
+                if values["option"] in group["options"]:
+                    raise source.error(f"option {values['option']!r} repeated for this "
+                                       "question and population", "option")
+            group["options"].append(values["option"])
+            group["shares"].append(_csv_share(values["share"], source))
+            labels = order.setdefault((values.get("survey", ""), values["question_id"]), [])
+            if values["option"] not in labels:
+                labels.append(values["option"])
+    except csv.Error as exc:
+        raise DataError(f"invalid CSV: {exc}", file=path, line=reader.line_num) from None
+    items = []
+    with _one_repair_warning(path):
+        for group in groups.values():
+            values, source = group["row"], group["source"]
+            shares = group["shares"]
+            labels = order[(values.get("survey", ""), values["question_id"])]
+            if len(labels) == len(group["options"]):  # the same labels: the question's order
+                share_of = dict(zip(group["options"], shares))
+                group["options"], shares = labels, [share_of[label] for label in labels]
+            items.append(make_item(
+                survey=values.get("survey") or path.stem, question_id=values["question_id"],
+                question=values["question"], options=group["options"], distribution=shares,
+                population=values["population"],
+                population_kind=values.get("population_kind") or "country",
+                ordinal=_csv_bool(values.get("ordinal", ""), source, "ordinal"),
+                split=values.get("split") or None, language=values.get("language") or "en",
+                source=source, scale=_scale_of(shares), distribution_field="share"))
+    return items
+
+
+# --------------------------------------------------------------------------- dispatch
+
+_LOADERS: dict[str, Callable[..., list[SurveyItem]]] = {
+    "jsonl": load_jsonl,
+    "csv": load_csv,
+    "wvs-unified": load_wvs_unified,
+    "paper-json": load_paper_json,
+    "goqa": load_goqa,
+    "gss": load_gss,
+}
+
+
+def detect_format(path: PathLike) -> str:
+    """Guess a file's format from its extension and first record (see :func:`load_items`)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".json":
+        return "paper-json"
+    if suffix == ".jsonl":
+        for _, record in _iter_jsonl(path):
+            if "paper_splits" in record:
+                return "wvs-unified"
+            if "survey_guess" in record:
+                return "goqa"
+            if "qkey" in record:
+                return "gss"
+            break
+        return "jsonl"
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    raise DataError(f"cannot tell the format from the extension {suffix!r}; pass one of "
+                    f"{', '.join(FORMATS[1:])}", file=path)
+
+
+def load_items(path: PathLike, format: str = "auto", **kwargs: Any) -> list[SurveyItem]:
+    """Load items from ``path`` in ``format`` (one of :data:`FORMATS`; "auto" sniffs).
+
+    "auto" picks csv for ``.csv``, paper-json for ``.json``, and for ``.jsonl`` wvs-unified,
+    goqa or gss when the first record has ``paper_splits``, ``survey_guess`` or ``qkey``, else
+    the generic jsonl. Extra keyword arguments go to the loader. A file without items, duplicate
+    ids, and one question id with different texts or options on two lines are refused.
+    """
+    path = Path(path)
+    if format not in FORMATS:
+        raise DataError(f"unknown format {format!r}; known: {', '.join(FORMATS)}", file=path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    if format == "auto":
+        format = detect_format(path)
+    items = _LOADERS[format](path, **kwargs)
+    if not items:
+        raise DataError("no items in this file", file=path)
+    check_unique_ids(items)
+    check_consistent_questions(items)
+    return items

@@ -1,0 +1,2 @@
+"""Fine-tuning: the recipe (configuration and loop), batches, losses, checkpoint choice on
+validation data, memory planning and multi-process training."""
