@@ -457,7 +457,7 @@ def main() -> None:
     try:
         app()
     except Exception as exc:
-        # ModelError lives in backends.models, which imports torch: look it up (none exists before it)
+        # ModelError lives in backends.models, which imports torch: look it up (none before it)
         models = sys.modules.get("surveytune.backends.models")
         known = (DataError, ValueError, OSError, *((models.ModelError,) if models else ()))
         if not isinstance(exc, known) or os.environ.get("SURVEYTUNE_DEBUG"):
