@@ -200,12 +200,17 @@ def _unknown(name: str) -> str:
     return message + (_did_you_mean(name) or " (no known country or subgroup is close)")
 
 
+class UnknownPopulation(DataError):
+    """A population name outside the vocabulary (a known name of the wrong kind is a plain
+    :class:`DataError`)."""
+
+
 def resolve_population(name: str, *, kind: str | None = None,
                        allow_unknown: bool = False) -> Population:
     """``name`` as the vocabulary knows it: its canonical name, kind and prompt phrase.
 
     ``kind`` ("country" or "subgroup") is the kind it must have (default: whichever it is).
-    An unknown name raises :class:`DataError` with the nearest known names; with
+    An unknown name raises :class:`UnknownPopulation` with the nearest known names; with
     ``allow_unknown`` it is accepted as written (of ``kind``, else a subgroup when it reads
     "ATTRIBUTE: group", else a country) with a :class:`DataWarning` naming it. A known name of
     the other kind raises either way.
@@ -222,7 +227,7 @@ def resolve_population(name: str, *, kind: str | None = None,
             raise DataError(f"{name!r} is a {found.kind}, not a {kind}")
         return found
     if not allow_unknown:
-        raise DataError(_unknown(text))
+        raise UnknownPopulation(_unknown(text))
     warnings.warn(f"unknown population {text!r} simulated as written", DataWarning,
                   stacklevel=2)
     kind = kind or ("subgroup" if attribute else "country")
