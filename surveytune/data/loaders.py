@@ -25,7 +25,8 @@ Required fields: ``question_id``, ``question``, ``options`` (a list of 2 to 26 l
 order), ``distribution`` (a list aligned to ``options``; fractions summing to 1, or percentages
 summing to 100) and ``population``. Optional fields: ``id`` (default
 ``"{survey}:{question_id}:{population}"``), ``survey`` (default: the file name without its
-extension), ``population_kind`` (``"country"`` or ``"subgroup"``; default ``"country"``),
+extension), ``population_kind`` (``"country"``, ``"subgroup"`` or ``"custom"``; default
+``"country"``; see below),
 ``ordinal`` (true when the options are an ordered scale; default false), ``split`` (default
 null; else one of ``items.SPLITS``), ``language`` (``"en"`` or ``"zh"``; default ``"en"``) and
 ``scale_positions`` (the 0-based positions of the options that form the ordered scale ``emd``
@@ -50,6 +51,15 @@ options of a question keep the order of their first appearance in the file (for 
 population of the question). Shares may be fractions or percentages; this
 is decided per item by whether they sum to about 100. A bad share is reported at its own line;
 a bad sum at the line of the item's first row.
+
+Populations
+-----------
+:func:`load_items` checks every population against the vocabulary of
+:mod:`surveytune.data.populations` (countries that ``country_converter`` knows, the GSS
+subgroups ``"ATTRIBUTE: group"``) and of its ``population_kind``, and refuses an unknown one at
+its line with the nearest known names. Populations of kind ``"custom"`` are not checked, and
+``allow_unknown_populations=True`` keeps unknown ones with one DataWarning per file. Population
+strings are kept as written.
 
 Shared data files
 -----------------

@@ -193,8 +193,9 @@ def _unknown(name: str) -> str:
     message = f"unknown population {name!r}"
     attribute, group = split_subgroup(name)
     if attribute in SUBGROUPS:
-        return (f"{message}{_did_you_mean(name)} (known groups of {attribute}: "
-                f"{', '.join(SUBGROUPS[attribute])})")
+        known = f"known groups of {attribute}: {', '.join(SUBGROUPS[attribute])}"
+        close = _did_you_mean(name)
+        return f"{message}{close} {known[0].upper()}{known[1:]}" if close else f"{message}; {known}"
     if attribute:
         return f"{message}; known subgroup attributes: {', '.join(SUBGROUPS)}"
     return message + (_did_you_mean(name) or " (no known country or subgroup is close)")
@@ -216,6 +217,8 @@ def resolve_population(name: str, *, kind: str | None = None,
     the other kind raises either way.
     """
     text = name.strip()
+    if not text:
+        raise DataError("missing or empty")
     attribute, group = split_subgroup(text)
     found: Population | None = None
     if group in SUBGROUPS.get(attribute, ()):
