@@ -21,6 +21,7 @@ from surveytune.backends.hf import HFBackend
 from surveytune.backends.models import DEFAULT_MODEL, LoadedModel, ModelError
 from surveytune.backends.scoring import Prediction
 from surveytune.data.items import SurveyItem, make_item
+from surveytune.data.populations import Population, resolve_population
 from surveytune.data.records import PredictionRecord, write_predictions
 from surveytune.methods.calibration import Calibration
 from surveytune.methods.metrics import metrics_table, result_rows
@@ -205,17 +206,28 @@ class Simulator:
         return [Prediction(dist, p.letter_mass) for dist, p in zip(calibrated, predictions)]
 
     def predict_question(self, question: str, options: Sequence[str],
-                         populations: Sequence[str], *, population_kind: str = "country"
-                         ) -> pd.DataFrame:
-        """A table of predicted shares: one row per population, one column per option, and
-        the letters' next-token mass."""
+                         populations: Sequence[str | Population], *,
+                         population_kind: str | None = None,
+                         allow_unknown_populations: bool = False) -> pd.DataFrame:
+        """A table of predicted shares: one row per population (its canonical name), one
+        column per option, and the letters' next-token mass.
+
+        Each name is resolved by the population vocabulary
+        (:func:`~surveytune.data.populations.resolve_population`): "DE" is Germany,
+        "POLPARTY: Democrat" a subgroup; it must be of ``population_kind`` when that is given.
+        An unknown name raises, unless ``allow_unknown_populations`` (then it is simulated as
+        written, with a warning). A :class:`Population` is used as it is.
+        """
+        resolved = [p if isinstance(p, Population) else resolve_population(
+            p, kind=population_kind, allow_unknown=allow_unknown_populations)
+            for p in populations]
         uniform = [1 / len(options)] * len(options)
         items = [make_item(survey="user", question_id="q", question=question,
-                           options=list(options), distribution=uniform, population=p,
-                           population_kind=population_kind) for p in populations]
+                           options=list(options), distribution=uniform, population=p.name,
+                           population_kind=p.kind) for p in resolved]
         predictions = self.predict(items, progress=False)
         table = pd.DataFrame([p.distribution for p in predictions], columns=list(options),
-                             index=pd.Index(list(populations), name="population"))
+                             index=pd.Index([p.name for p in resolved], name="population"))
         table["letter_mass"] = [p.letter_mass for p in predictions]
         return table
 

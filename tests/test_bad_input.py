@@ -432,7 +432,7 @@ PREDICT_CASES = {
     "empty_question": (["--question", " ", "--option", "Yes", "--option", "No", "--country",
                         "France"], "--question", "empty"),
     "empty_country": (["--question", "Trust?", "--option", "Yes", "--option", "No",
-                       "--country", ""], "--country", "empty"),
+                       "--country", ""], "--population", "empty"),  # --country: its alias
 }
 
 

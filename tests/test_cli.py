@@ -164,10 +164,10 @@ def test_baselines_reproduce_reference_numbers(monkeypatch, capsys, tmp_path):
 
 def test_holdout_splits_and_unknown_population(monkeypatch, capsys, tmp_path):
     path = tmp_path / "survey.jsonl"
-    write_jsonl(path, [{**GOOD, "population": p, "question_id": q} for p in ("A", "B", "C")
-                       for q in ("q1", "q2")])
+    write_jsonl(path, [{**GOOD, "population": p, "question_id": q}
+                       for p in ("France", "Spain", "Chile") for q in ("q1", "q2")])
     code, out, _ = run_cli(monkeypatch, capsys, "data", "holdout", path, "--out",
-                           tmp_path / "s", "--population", "C", "--question", "q2", "--json")
+                           tmp_path / "s", "--population", "Chile", "--question", "q2", "--json")
     assert code == 0
     assert json.loads(out) == {"train": 2, "test_questions": 2, "test_populations": 1,
                                "test_both": 1}

@@ -50,7 +50,8 @@ def test_two_processes_match_one_and_resume(tiny_model_dir, tmp_path):
     common = ["--train", tmp_path / "train.jsonl", "--valid", tmp_path / "valid.jsonl",
               "--model", tiny_model_dir, "--device", "cpu", "--lora-dropout", "0",
               "--lora-r", "4", "--lr", "5e-3", "--batch-size", "4", "--max-steps", "4",
-              "--eval-every", "2", "--checkpoint-every", "2", "--json"]
+              "--eval-every", "2", "--checkpoint-every", "2", "--allow-unknown-populations",
+              "--json"]
     runs = {}
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"

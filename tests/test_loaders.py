@@ -172,7 +172,7 @@ def test_generic_jsonl():
     assert second.source.line == 3  # the blank line is skipped but counted
     assert second.survey == "loaders_generic" and second.id == "loaders_generic:q2:Women 18-29"
     assert second.distribution == pytest.approx((0.2, 0.5, 0.3))  # percentages detected
-    assert second.ordinal and second.population_kind == "subgroup" and second.language == "en"
+    assert second.ordinal and second.population_kind == "custom" and second.language == "en"
 
 
 def test_write_jsonl_round_trip(tmp_path):

@@ -91,10 +91,25 @@ def test_batch_size_does_not_change_predictions(tiny_model_dir, toy_items):
 
 def test_predict_question_table(tiny_model_dir):
     sim = Simulator.load(str(tiny_model_dir))
-    table = sim.predict_question("Trust?", ["Yes", "No", "Unsure"], ["Aland", "Borduria"])
-    assert list(table.index) == ["Aland", "Borduria"]
+    table = sim.predict_question("Trust?", ["Yes", "No", "Unsure"], ["DEU", "POLPARTY: Democrat"])
+    assert list(table.index) == ["Germany", "POLPARTY: Democrat"]  # the canonical names
     assert list(table.columns) == ["Yes", "No", "Unsure", "letter_mass"]
     np.testing.assert_allclose(table[["Yes", "No", "Unsure"]].sum(axis=1), 1.0)
+
+
+def test_predict_question_refuses_unknown_populations_unless_allowed(tiny_model_dir):
+    from surveytune.data.items import DataError, DataWarning
+    from surveytune.data.populations import UnknownPopulation
+
+    sim = Simulator.load(str(tiny_model_dir))
+    with pytest.raises(UnknownPopulation, match="did you mean 'Germany'"):
+        sim.predict_question("Trust?", ["Yes", "No"], ["Germnay"])
+    with pytest.raises(DataError, match="'France' is a country, not a subgroup"):
+        sim.predict_question("Trust?", ["Yes", "No"], ["France"], population_kind="subgroup")
+    with pytest.warns(DataWarning, match="'Borduria'"):
+        table = sim.predict_question("Trust?", ["Yes", "No"], ["Borduria"],
+                                     allow_unknown_populations=True)
+    assert list(table.index) == ["Borduria"]
 
 
 def test_user_template_is_used(tiny_model_dir, toy_items, tmp_path):

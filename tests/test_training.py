@@ -188,7 +188,7 @@ def _train_command(model_dir: Path, data: Path, out: Path) -> list[str]:
             "--out", str(out), "--no-chat", "--max-steps", "40", "--epochs", "20",
             "--batch-size", "4",
             "--eval-every", "20", "--checkpoint-every", "5", "--lr", "5e-3",
-            "--target-modules", "all-linear", "--json"]
+            "--target-modules", "all-linear", "--allow-unknown-populations", "--json"]
 
 
 def test_killed_run_resumes_from_last_checkpoint(tiny_model_dir, tmp_path):
@@ -298,7 +298,7 @@ def test_broken_adapter_record_is_named(tiny_model_dir, trained_adapter, tmp_pat
     # The command line turns it into one line and exit code 2.
     monkeypatch.setattr(sys, "argv", ["surveytune", "predict", "--model", str(tiny_model_dir),
                                       "--adapter", str(adapter), "--question", "Q?",
-                                      "--option", "a", "--option", "b", "--country", "X"])
+                                      "--option", "a", "--option", "b", "--country", "France"])
     with pytest.raises(SystemExit) as exit_info:
         main()
     err = capsys.readouterr().err.strip()

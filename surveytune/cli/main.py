@@ -54,6 +54,10 @@ OrderAverageOpt = Annotated[bool, typer.Option(
                             "order (twice the work; removes the letter-position bias).")]
 TemplateOpt = Annotated[Optional[Path], typer.Option(help="JSON prompt template to use instead "
                                                           "of the paper's.")]
+AllowUnknownOpt = Annotated[bool, typer.Option(
+    "--allow-unknown-populations", help="Simulate populations that are neither a country "
+                                        "country_converter knows nor a GSS subgroup "
+                                        "'ATTRIBUTE: group', as written (with a warning).")]
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -71,12 +75,13 @@ def _check_out_file(path: Path, flag: str = "--out") -> None:
 
 @data_app.command("check")
 def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl, csv, "
-               "wvs-unified, paper-json, goqa or gss.")] = "auto", as_json: JsonFlag = False):
+               "wvs-unified, paper-json, goqa or gss.")] = "auto",
+               allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False):
     """Validate a survey file and say what it holds."""
     from surveytune.data.items import describe
     from surveytune.data.loaders import load_items
 
-    items = load_items(file, format=format)
+    items = load_items(file, format=format, allow_unknown_populations=allow_unknown_populations)
     info = {"file": str(file), **describe(items),
             "options": sorted({i.n_options for i in items}),
             "population_kinds": sorted({i.population_kind for i in items}),
@@ -123,7 +128,8 @@ def data_holdout(file: Path, out: Annotated[Path, typer.Option(help="Folder for 
                  question: Annotated[Optional[list[str]], typer.Option(
                      "--question", help="Hold out this question id (repeat).")] = None,
                  population_fraction: float = 0.0, question_fraction: float = 0.0,
-                 seed: int = 0, as_json: JsonFlag = False):
+                 seed: int = 0, allow_unknown_populations: AllowUnknownOpt = False,
+                 as_json: JsonFlag = False):
     """Your own splits of one survey file: hold out named or a seeded fraction of populations
     and questions (train, test_questions, test_populations, test_both)."""
     from surveytune.data import runfolder
@@ -133,7 +139,8 @@ def data_holdout(file: Path, out: Annotated[Path, typer.Option(help="Folder for 
     _flag("--population-fraction", population_fraction, minimum=0, below=1)
     _flag("--question-fraction", question_fraction, minimum=0, below=1)
     runfolder.check(out, "splits")
-    splits = holdout_splits(load_items(file), populations=population or (),
+    splits = holdout_splits(load_items(file, allow_unknown_populations=allow_unknown_populations),
+                            populations=population or (),
                             questions=question or (), population_fraction=population_fraction,
                             question_fraction=question_fraction, seed=seed)
     _write_splits(out, splits, as_json)
@@ -183,7 +190,8 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
              load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
              base_url: BaseUrlOpt = None, tokenizer: TokenizerOpt = None,
              top_logprobs: TopLogprobsOpt = 20, concurrency: ConcurrencyOpt = 8,
-             missing_letters: MissingOpt = "floor", as_json: JsonFlag = False):
+             missing_letters: MissingOpt = "floor",
+             allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False):
     """Score a model (zero-shot, or fine-tuned with --adapter) on survey files.
 
     With --backend openai, --adapter names the folder whose record (chat, template, prior)
@@ -203,7 +211,8 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
             raise DataError(f"split name {path.stem!r} also comes from {seen[path.stem]}; "
                             "rename one file", file=path, field="--data")
         seen[path.stem] = path
-    splits = {path.stem: load_items(path) for path in data}  # fail on bad data before loading
+    splits = {path.stem: load_items(path, allow_unknown_populations=allow_unknown_populations)
+              for path in data}  # fail on bad data before loading
     prompt_template = _template(template)
     runfolder.check(out, "evaluate")
     sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size, order_average,
@@ -265,7 +274,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
               "--calibrate", help="After training, fit on the validation items how much of "
                                   "the model to add to the prior (one scale for seen "
                                   "questions, one for unseen ones).")] = False,
-          as_json: JsonFlag = False):
+          allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False):
     """Fine-tune a model so its first-token answer distribution matches the training data."""
     from surveytune.data import runfolder
     from surveytune.data.loaders import load_items
@@ -309,7 +318,9 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
         seed=seed, precision=precision, prior=prior,
         heldout_populations=heldout_populations, select_on=select_on, calibrate=calibrate,
         gradient_checkpointing=gradient_checkpointing)
-    train_items, valid_items = load_items(train), load_items(valid)
+    train_items, valid_items = (
+        load_items(path, allow_unknown_populations=allow_unknown_populations)
+        for path in (train, valid))
     prompt_template = _template(template)
     main_process = launched_rank() == 0  # under `accelerate launch` only rank 0 owns --out
     if main_process:
@@ -335,8 +346,10 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
 def predict(question: Annotated[str, typer.Option(help="The question text.")],
             option: Annotated[list[str], typer.Option("--option", help="An answer option "
                                                       "(repeat, in order).")],
-            country: Annotated[list[str], typer.Option("--country", help="A population "
-                                                       "(repeat).")],
+            population: Annotated[list[str], typer.Option(
+                "--population", "--country", help="A country (any name or ISO code "
+                "country_converter knows) or a GSS subgroup 'ATTRIBUTE: group', e.g. "
+                "'POLPARTY: Democrat' (repeat; --country is an alias).")],
             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
             dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
             prompt: PromptOpt = None, order_average: OrderAverageOpt = False,
@@ -345,18 +358,28 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
             load_in_4bit: Load4Opt = False, base_url: BaseUrlOpt = None,
             tokenizer: TokenizerOpt = None, top_logprobs: TopLogprobsOpt = 20,
             concurrency: ConcurrencyOpt = 8, missing_letters: MissingOpt = "floor",
-            as_json: JsonFlag = False):
+            allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False):
     """Predict the share of each population choosing each option."""
     from surveytune.data.items import Source, make_item
+    from surveytune.data.populations import UnknownPopulation, resolve_population
     from surveytune.report.build import distribution_table
 
-    flags = {"question": "--question", "population": "--country", "question_id": "--question"}
-    items = []
-    for population in country:
+    flags = {"question": "--question", "population": "--population", "question_id": "--question"}
+    items, populations = [], []
+    for name in population:
+        try:
+            populations.append(resolve_population(name, allow_unknown=allow_unknown_populations))
+        except UnknownPopulation as exc:
+            raise DataError(f"{exc.message} (--allow-unknown-populations simulates it anyway)",
+                            file="--population") from None
+        except DataError as exc:
+            raise DataError(exc.message, file="--population") from None
         try:
             items.append(make_item(survey="user", question_id="q", question=question,
                                    options=option, distribution=[1 / len(option)] * len(option),
-                                   population=population, source=Source("command line")))
+                                   population=populations[-1].name,
+                                   population_kind=populations[-1].kind,
+                                   source=Source("command line")))
         except DataError as exc:
             flag = flags.get(exc.field or "", "--option")
             raise DataError(exc.message, file=flag, field=exc.field) from None
@@ -367,7 +390,7 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
     sim = _simulator(model, adapter, dtype, chat, _template(template), 8, order_average,
                      backend, options, prompt)
     _check_prompts(sim, items)
-    table = sim.predict_question(question, option, country)
+    table = sim.predict_question(question, option, populations)
     if as_json:
         typer.echo(table.reset_index().to_json(orient="records"))
     else:

@@ -27,7 +27,10 @@ SUM_TOLERANCE = 0.05
 ROUNDING_TOLERANCE = 1e-3
 """Sums this close to 1 are rounding (shares printed to 4 decimals) and renormalised silently."""
 
-POPULATION_KINDS = ("country", "subgroup")
+POPULATION_KINDS = ("country", "subgroup", "custom")
+"""A country or an "ATTRIBUTE: group" subgroup of :mod:`surveytune.data.populations`, or a
+custom population: not checked against that vocabulary, named as written in the country
+prompt."""
 
 LANGUAGES = ("en", "zh")
 """Languages with a prompt template (see :mod:`surveytune.methods.prompts`)."""

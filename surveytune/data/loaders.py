@@ -25,7 +25,8 @@ Required fields: ``question_id``, ``question``, ``options`` (a list of 2 to 26 l
 order), ``distribution`` (a list aligned to ``options``; fractions summing to 1, or percentages
 summing to 100) and ``population``. Optional fields: ``id`` (default
 ``"{survey}:{question_id}:{population}"``), ``survey`` (default: the file name without its
-extension), ``population_kind`` (``"country"`` or ``"subgroup"``; default ``"country"``),
+extension), ``population_kind`` (``"country"``, ``"subgroup"`` or ``"custom"``; default
+``"country"``; see below),
 ``ordinal`` (true when the options are an ordered scale; default false), ``split`` (default
 null; else one of ``items.SPLITS``), ``language`` (``"en"`` or ``"zh"``; default ``"en"``) and
 ``scale_positions`` (the 0-based positions of the options that form the ordered scale ``emd``
@@ -51,6 +52,15 @@ population of the question). Shares may be fractions or percentages; this
 is decided per item by whether they sum to about 100. A bad share is reported at its own line;
 a bad sum at the line of the item's first row.
 
+Populations
+-----------
+:func:`load_items` checks every population against the vocabulary of
+:mod:`surveytune.data.populations` (countries that ``country_converter`` knows, the GSS
+subgroups ``"ATTRIBUTE: group"``) and of its ``population_kind``, and refuses an unknown one at
+its line with the nearest known names. Populations of kind ``"custom"`` are not checked, and
+``allow_unknown_populations=True`` keeps unknown ones with one DataWarning per file. Population
+strings are kept as written.
+
 Shared data files
 -----------------
 The project's public data files (see ``data/README.md``) have their own loaders:
@@ -62,18 +72,21 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from surveytune.data.items import (
     DataError,
+    DataWarning,
     Source,
     SurveyItem,
     check_consistent_questions,
     check_unique_ids,
     make_item,
 )
+from surveytune.data.populations import UnknownPopulation, resolve_population
 from surveytune.data.public_data import (
     DATA_FILES,
     WVS_MISSING_LABELS,
@@ -98,9 +111,9 @@ from surveytune.data.readers import (
 )
 
 __all__ = ["DATA_FILES", "FORMATS", "PUBLIC_ROUNDING_TOLERANCE", "WVS_MISSING_LABELS",
-           "WVS_OFF_SCALE_CODE0", "detect_format", "find_data_file", "is_wvs_missing_label",
-           "load_csv", "load_goqa", "load_gss", "load_items", "load_jsonl", "load_paper_json",
-           "load_wvs_unified", "wvs_paper_split_labels"]
+           "WVS_OFF_SCALE_CODE0", "check_populations", "detect_format", "find_data_file",
+           "is_wvs_missing_label", "load_csv", "load_goqa", "load_gss", "load_items", "load_jsonl",
+           "load_paper_json", "load_wvs_unified", "wvs_paper_split_labels"]
 
 FORMATS = ("auto", "jsonl", "csv", "wvs-unified", "paper-json", "goqa", "gss")
 
@@ -264,13 +277,53 @@ def detect_format(path: PathLike) -> str:
                     f"{', '.join(FORMATS[1:])}", file=path)
 
 
-def load_items(path: PathLike, format: str = "auto", **kwargs: Any) -> list[SurveyItem]:
+# Where each format keeps an item's population, for the refusal of an unknown one.
+_POPULATION_FIELDS = {"wvs-unified": "country", "goqa": "country", "paper-json": "instruction",
+                      "gss": "group"}
+
+
+def check_populations(items: Sequence[SurveyItem], *, field: str = "population",
+                      allow_unknown: bool = False, custom_kind: bool = True) -> None:
+    """Refuse the first item whose population the vocabulary does not know, or knows as
+    another kind (:func:`~surveytune.data.populations.resolve_population`), at its line and
+    ``field``, with the nearest known names. Custom populations are not checked; with
+    ``allow_unknown`` unknown ones are kept, with one DataWarning per file naming them.
+    ``custom_kind``: whether the format has a ``population_kind`` (the refusal says so)."""
+    accepts = ('population_kind "custom" or --allow-unknown-populations' if custom_kind
+               else "--allow-unknown-populations")
+    checked: set[tuple[str, str]] = set()
+    unknown: dict[str, list[str]] = {}  # file -> unknown names, first seen first
+    for item in items:
+        key = (item.population, item.population_kind)
+        if item.population_kind == "custom" or key in checked:
+            continue
+        checked.add(key)
+        try:
+            resolve_population(item.population, kind=item.population_kind)
+        except UnknownPopulation as exc:
+            if not allow_unknown:
+                raise item.source.error(f"{exc.message} ({accepts} accepts it)",
+                                        field) from None
+            unknown.setdefault(item.source.file or "<input>", []).append(item.population)
+        except DataError as exc:
+            raise item.source.error(f"{exc.message}; fix its population_kind", field) from None
+    for file, names in unknown.items():
+        shown = ", ".join(repr(name) for name in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        warnings.warn(f"{file}: {len(names)} unknown population(s) simulated as written: "
+                      f"{shown}{more}", DataWarning, stacklevel=3)
+
+
+def load_items(path: PathLike, format: str = "auto", *, allow_unknown_populations: bool = False,
+               **kwargs: Any) -> list[SurveyItem]:
     """Load items from ``path`` in ``format`` (one of :data:`FORMATS`; "auto" sniffs).
 
     "auto" picks csv for ``.csv``, paper-json for ``.json``, and for ``.jsonl`` wvs-unified,
     goqa or gss when the first record has ``paper_splits``, ``survey_guess`` or ``qkey``, else
     the generic jsonl. Extra keyword arguments go to the loader. A file without items, duplicate
-    ids, and one question id with different texts or options on two lines are refused.
+    ids, one question id with different texts or options on two lines, and populations outside
+    the vocabulary (:func:`check_populations`; allowed with ``allow_unknown_populations``) are
+    refused.
     """
     path = Path(path)
     if format not in FORMATS:
@@ -284,4 +337,7 @@ def load_items(path: PathLike, format: str = "auto", **kwargs: Any) -> list[Surv
         raise DataError("no items in this file", file=path)
     check_unique_ids(items)
     check_consistent_questions(items)
+    check_populations(items, field=_POPULATION_FIELDS.get(format, "population"),
+                      allow_unknown=allow_unknown_populations,
+                      custom_kind=format not in _POPULATION_FIELDS)
     return items

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from surveytune.data.items import DataError, Source, SurveyItem, check_text, make_item
+from surveytune.data.populations import subgroup_phrase
 
 USER_FIELDS = ("question", "options", "population")
 """The placeholders of a template: ``user`` must use ``{question}`` and ``{options}``, and
@@ -204,62 +205,10 @@ PROMPT_STYLES: dict[str, dict[str, PromptTemplate]] = {
 def _placeholders(text: str) -> set[str]:
     return {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
 
-# --- subgroups -------------------------------------------------------------------------------
-# Our wording, one template per attribute of SubPOP's GSS file ("ATTRIBUTE: group"
-# populations, ``population_kind="subgroup"``). SubPOP's own persona prompts
-# (``steering_prompts.json``: "Answer the following question as if you currently resided in
-# the ...") are second-person instructions; these phrases instead name the person the paper's
-# question asks about. ``{group}`` is the group name, reworded by SUBGROUP_WORDS when the
-# data's name does not read naturally in a sentence.
-SUBGROUP_TEMPLATES = {
-    "CREGION": "someone who lives in the {group} of the United States",
-    "EDUCATION": "someone in the United States {group}",
-    "INCOME": "someone in the United States with a household income of {group} a year",
-    "POLIDEOLOGY": "{group} in the United States",
-    "POLPARTY": "{group} in the United States",
-    "RACE": "{group} in the United States",
-    "RELIG": "{group} in the United States",
-    "SEX": "{group} in the United States",
-    "AGE": "someone in the United States aged {group}",
-}
-SUBGROUP_WORDS = {
-    ("EDUCATION", "College graduate/some postgrad"):
-        "with a college degree (some with postgraduate study)",
-    ("EDUCATION", "Less than high school"): "who did not finish high school",
-    ("INCOME", "$100,000 or more"): "$100,000 or more",
-    ("INCOME", "Less than $30,000"): "less than $30,000",
-    ("POLIDEOLOGY", "Liberal"): "a liberal", ("POLIDEOLOGY", "Conservative"): "a conservative",
-    ("POLIDEOLOGY", "Moderate"): "a political moderate",
-    ("POLPARTY", "Democrat"): "a Democrat", ("POLPARTY", "Republican"): "a Republican",
-    ("RACE", "Black"): "a Black person", ("RACE", "White"): "a White person",
-    ("RACE", "Asian"): "an Asian person", ("RACE", "Hispanic"): "a Hispanic person",
-    ("RELIG", "Protestant"): "a Protestant", ("RELIG", "Jewish"): "a Jewish person",
-    ("RELIG", "Hindu"): "a Hindu", ("RELIG", "Atheist"): "an atheist",
-    ("RELIG", "Muslim"): "a Muslim",
-    ("SEX", "Male"): "a man", ("SEX", "Female"): "a woman",
-}
-SUBGROUP_FALLBACK = "someone in the United States whose {attribute} is {group}"
-"""For an attribute without a template: its name in lower case, the group as written."""
-
-
-def split_subgroup(population: str) -> tuple[str, str]:
-    """``"POLPARTY: Democrat"`` -> ``("POLPARTY", "Democrat")``; ``("", population)`` when the
-    name has no ``"ATTRIBUTE: "`` prefix."""
-    attribute, sep, group = population.partition(": ")
-    return (attribute, group) if sep and attribute.isupper() else ("", population)
-
-
-def subgroup_phrase(population: str) -> str:
-    """The phrase naming a subgroup in a prompt, e.g. "a Democrat in the United States"."""
-    attribute, group = split_subgroup(population)
-    words = SUBGROUP_WORDS.get((attribute, group), group)
-    if attribute in SUBGROUP_TEMPLATES:
-        return SUBGROUP_TEMPLATES[attribute].format(group=words)
-    return SUBGROUP_FALLBACK.format(attribute=attribute.lower() or "group", group=group)
-
 
 def population_text(item: SurveyItem) -> str:
-    """What ``{population}`` becomes: the subgroup phrase for subgroups, else the name."""
+    """What ``{population}`` becomes: the subgroup phrase for subgroups
+    (:func:`surveytune.data.populations.subgroup_phrase`), else the name."""
     if item.population_kind == "subgroup":
         return subgroup_phrase(item.population)
     return item.population
