@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,23 +170,25 @@ CSV_DELIMITERS = (",", ";", "\t")
 (spreadsheets in many locales export ``;``; their shares may then use a decimal comma)."""
 
 
-def _csv_delimiter(text: str, path: Path) -> str:
+def csv_delimiter(text: str, path: Path, required: Sequence[str] = CSV_REQUIRED) -> str:
+    """The delimiter of a CSV text: the first of :data:`CSV_DELIMITERS` that splits its header
+    into every ``required`` column; else a one-line refusal naming a missing column."""
     header = text.split("\n", 1)[0]
     for delimiter in CSV_DELIMITERS:
         names = {name.strip() for name in next(csv.reader([header], delimiter=delimiter))}
-        if all(name in names for name in CSV_REQUIRED):
+        if all(name in names for name in required):
             return delimiter
     columns = next(csv.reader([header]))
-    missing = next(name for name in CSV_REQUIRED if name not in {c.strip() for c in columns})
+    missing = next(name for name in required if name not in {c.strip() for c in columns})
     raise Source(str(path), 1).error(
         f"missing column (columns: {', '.join(columns)}; the header must name "
-        f"{', '.join(CSV_REQUIRED)}, separated by commas, semicolons or tabs)", missing)
+        f"{', '.join(required)}, separated by commas, semicolons or tabs)", missing)
 
 
 def _csv_groups(path: Path, text: str) -> tuple[dict[tuple[str, str], dict[str, Any]], str]:
     """The rows of each (question_id, population), with each row's source, and the
     delimiter."""
-    delimiter = _csv_delimiter(text, path)
+    delimiter = csv_delimiter(text, path)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [name.strip() for name in reader.fieldnames or []]
     reader.fieldnames = header
