@@ -19,6 +19,7 @@ GOOD = {"question_id": "q1", "question": "Trust?", "options": ["Yes", "No", "Uns
 GOOD_LINE = json.dumps(GOOD)
 CSV_HEAD = "question_id,question,population,option,share\n"
 CSV_OK = "q1,Trust?,France,Yes,60\nq1,Trust?,France,No,40\n"
+CSV3 = "q1,Trust?,France,Yes,50\nq1,Trust?,France,No,30\nq1,Trust?,France,Unsure,20\n"
 
 
 def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
@@ -100,7 +101,25 @@ DATA_CASES = {
                                                               population="Spain"),
                            2, "options", "s.jsonl:1"),
     "csv_other_options": ("s.csv", CSV_HEAD + CSV_OK + "q1,Trust?,Spain,Yes,50\n"
-                          "q1,Trust?,Spain,Maybe,50\n", 4, "options", "s.csv:2"),
+                          "q1,Trust?,Spain,Maybe,50\n", 4, "option", "s.csv:2"),
+    # the population that breaks its question's option set is blamed, wherever it sits
+    "csv_missing_row_first": ("s.csv", CSV_HEAD + "q1,Trust?,Kenya,Yes,60\nq1,Trust?,Kenya,No,39\n"
+                              + CSV3 + CSV3.replace("France", "Japan"), 2, "option",
+                              "population 'Kenya' has no row for option 'Unsure' that its other "
+                              "2 populations have (e.g. at "),
+    "csv_missing_row_later": ("s.csv", CSV_HEAD + CSV3 + CSV3.replace("France", "Japan")
+                              + "q1,Trust?,Kenya,Yes,60\nq1,Trust?,Kenya,No,15\n", 8, "option",
+                              "population 'Kenya' has no row for option 'Unsure'"),
+    "csv_extra_row": ("s.csv", CSV_HEAD + CSV_OK + "q1,Trust?,Kenya,Yes,60\nq1,Trust?,Kenya,No,40"
+                      "\nq1,Trust?,Kenya,Dont know,0\n" + CSV_OK.replace("France", "Japan"),
+                      6, "option", "has an extra row for option 'Dont know' that its other 2 "
+                      "populations lack (they have Yes, No)"),
+    "csv_single_population_short": ("s.csv", CSV_HEAD + "q1,Trust?,Kenya,Yes,60\n"
+                                    "q1,Trust?,Kenya,No,15\n", 2, "share",
+                                    "sums to 75%, more than 5% from 100%; this question and "
+                                    "population have rows for Yes, No: is a row missing?"),
+    "csv_header_without_columns": ("s.csv", "a|b|c\n1|2|3\n", 1, "question_id",
+                                   "separated by commas, semicolons or tabs"),
     "csv_other_question": ("s.csv", CSV_HEAD + CSV_OK + "q1,Trust me?,Spain,Yes,50\n"
                            "q1,Trust me?,Spain,No,50\n", 4, "question", "s.csv:2"),
     "unknown_split": ("s.jsonl", rec(split="testing"), 1, "split", "unknown split"),

@@ -325,3 +325,27 @@ def test_real_data_loads_without_error():
         warnings.simplefilter("ignore", DataWarning)
         counts = {name: len(load_items(find_data_file(root, name))) for name in expected}
     assert counts == expected
+
+
+@pytest.mark.parametrize(("delimiter", "share"), [(";", "0,25"), ("\t", "0.25"), (";", "25")])
+def test_csv_separated_by_semicolons_or_tabs(tmp_path, delimiter, share):
+    """Spreadsheets in many locales export ";" with decimal commas; both are read."""
+    rows = [["question_id", "question", "population", "option", "share"],
+            ["q1", "Trust, really?", "Kenya", "Yes", share],
+            ["q1", "Trust, really?", "Kenya", "No", share.replace("25", "75")]]
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(delimiter.join(row) for row in rows) + "\n", encoding="utf-8")
+    (item,) = load_csv(path)
+    assert item.question == "Trust, really?" and item.options == ("Yes", "No")
+    assert item.distribution == pytest.approx((0.25, 0.75))
+
+
+def test_csv_options_take_the_question_order_whatever_population_comes_first(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("question_id,question,population,option,share\n"
+                    "q,Q?,Kenya,No,40\nq,Q?,Kenya,Yes,60\n"
+                    "q,Q?,Chad,Yes,70\nq,Q?,Chad,No,30\n", encoding="utf-8")
+    kenya, chad = load_csv(path)
+    assert kenya.options == chad.options == ("No", "Yes")
+    assert kenya.distribution == pytest.approx((0.4, 0.6))
+    assert chad.distribution == pytest.approx((0.3, 0.7))

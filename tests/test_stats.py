@@ -53,3 +53,19 @@ def test_interval_covers_the_true_difference_about_95_percent_of_the_time():
         naive_covered += naive.low <= 0.02 <= naive.high
     assert 0.89 <= covered / trials <= 0.99
     assert naive_covered / trials < 0.8
+
+
+def test_compare_to_pairs_each_other_method_with_the_items_questions():
+    from surveytune.data.items import make_item
+    from surveytune.methods.stats import GOAL_VERDICTS, compare_to
+
+    items = [make_item(survey="s", question_id=q, question="Q?", options=["a", "b"],
+                       distribution=[0.5, 0.5], population=p)
+             for q in ("q1", "q2", "q3") for p in ("A", "B")]
+    scores = {"model": [0.9, 0.8, 0.7, 0.9, 0.6, 0.8], "uniform": [0.5] * 6,
+              "same": [0.9, 0.8, 0.7, 0.9, 0.6, 0.8]}
+    found = compare_to(items, scores, "model", ["uniform", "same"])
+    assert found["uniform"].mean == pytest.approx(np.mean(scores["model"]) - 0.5)
+    assert found["uniform"].n_items == 6 and found["uniform"].n_clusters == 3
+    assert GOAL_VERDICTS[found["uniform"].verdict()] == "met"
+    assert GOAL_VERDICTS[found["same"].verdict()] == "tied" and found["same"].mean == 0

@@ -13,6 +13,7 @@ import os
 import string
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -299,19 +300,67 @@ def check_unique_ids(items: Iterable[SurveyItem]) -> None:
         seen[item.id] = item
 
 
+def odd_option_list(question_id: str, entries: Sequence[tuple[str, Sequence[str], Source]],
+                    *, noun: str = "option",
+                    row_sources: Sequence[dict[str, Source]] | None = None) -> DataError | None:
+    """The error for the population whose option list breaks its question's (None when all
+    agree).
+
+    ``entries`` are one question's (population, options, source). The question's options are
+    the list most of its populations have (a tie goes to the longer list: a missing row is
+    likelier than an extra one), so the population blamed is the odd one out wherever it sits
+    in the file. An extra option is blamed at its own row when ``row_sources`` (per entry,
+    option -> source) says where that is.
+    """
+    counts = Counter(tuple(options) for _, options, _ in entries)
+    if len(counts) < 2:
+        return None
+    usual = max(counts, key=lambda options: (counts[options], len(options)))
+    example = next(source for _, options, source in entries if tuple(options) == usual)
+    one = counts[usual] == 1
+    others = "its other population" if one else f"its other {counts[usual]} populations"
+    have, lack = ("has", "lacks") if one else ("have", "lack")
+    for index, (population, options, source) in enumerate(entries):
+        if tuple(options) == usual:
+            continue
+        missing = [label for label in usual if label not in options]
+        extra = [label for label in options if label not in usual]
+        if missing:
+            what = (f"has no {noun} {_short(missing[0])} that {others} {have} (e.g. at "
+                    f"{example.file}:{example.line})")
+        elif extra:
+            what = (f"has an extra {noun} {_short(extra[0])} that {others} {lack} (they have "
+                    f"{', '.join(usual)})")
+            if row_sources is not None:
+                source = row_sources[index][extra[0]]
+        else:
+            what = (f"lists its options in another order than {others} (e.g. at "
+                    f"{example.file}:{example.line})")
+        return source.error(f"question {_short(question_id)}, population {_short(population)} "
+                            f"{what}", "option" if row_sources is not None else "options")
+    return None
+
+
 def check_consistent_questions(items: Iterable[SurveyItem]) -> None:
-    """Refuse one (survey, question_id) with different question texts or option lists,
-    naming the lines of both. Texts that differ only in whitespace are the same question."""
-    first: dict[tuple[str, str], SurveyItem] = {}
+    """Refuse one (survey, question_id) with different question texts or option lists. Texts
+    that differ only in whitespace are the same question; for option lists the population
+    that differs from most of the question's populations is blamed (:func:`odd_option_list`).
+    """
+    by_question: dict[tuple[str, str], list[SurveyItem]] = {}
     for item in items:
-        seen = first.setdefault((item.survey, item.question_id), item)
-        for name, same in (("question", " ".join(item.question.split())
-                            == " ".join(seen.question.split())),
-                           ("options", item.options == seen.options)):
-            if not same:
+        by_question.setdefault((item.survey, item.question_id), []).append(item)
+    for (_, question_id), group in by_question.items():
+        seen = group[0]
+        for item in group[1:]:
+            if " ".join(item.question.split()) != " ".join(seen.question.split()):
                 where = f"{seen.source.file}:{seen.source.line}"
                 raise item.source.error(
-                    f"question_id {_short(item.question_id)} has other {name} at {where}", name)
+                    f"question_id {_short(question_id)} has other question at {where}",
+                    "question")
+        error = odd_option_list(question_id, [(i.population, i.options, i.source)
+                                              for i in group])
+        if error is not None:
+            raise error
 
 
 def describe(items: Sequence[SurveyItem]) -> dict[str, int]:

@@ -48,9 +48,13 @@ Required columns: ``question_id``, ``question``, ``population``, ``option`` and 
 Optional columns: ``survey``, ``population_kind``, ``ordinal`` (true/false/1/0/yes/no),
 ``split`` and ``language``. The rows of one (question_id, population) pair form one item. The
 options of a question keep the order of their first appearance in the file (for every
-population of the question). Shares may be fractions or percentages; this
-is decided per item by whether they sum to about 100. A bad share is reported at its own line;
-a bad sum at the line of the item's first row.
+population of the question). Columns may be separated by commas, semicolons or tabs (found
+from the header; with semicolons or tabs a share may use a decimal comma). Every population of a
+question needs a row for each of the question's options: the population whose set differs from
+most of the others' is refused at its first row (a missing option) or at the extra row.
+Shares may be fractions or percentages, in both formats; this is decided per item (a sum above 2
+is read as percentages). A bad share is reported at its own line; a bad sum at the line of the
+item's first row.
 
 Populations
 -----------
@@ -85,6 +89,7 @@ from surveytune.data.items import (
     check_consistent_questions,
     check_unique_ids,
     make_item,
+    odd_option_list,
 )
 from surveytune.data.populations import UnknownPopulation, resolve_population
 from surveytune.data.public_data import (
@@ -158,12 +163,12 @@ def _csv_bool(value: str, source: Source, name: str) -> bool:
     raise source.error(f"expected true or false, got {value!r}", name)
 
 
-def _csv_share(value: str, source: Source) -> float:
+def _csv_share(value: str, source: Source, decimal_comma: bool = False) -> float:
     """One row's share, checked on its own line (sums are checked per item)."""
     if not value:
         raise source.error("missing or empty", "share")
     try:
-        share = float(value)
+        share = float(value.replace(",", ".") if decimal_comma else value)
     except ValueError:
         raise source.error(f"expected a number, got {value!r}", "share") from None
     if share != share or share == float("inf"):
@@ -173,20 +178,34 @@ def _csv_share(value: str, source: Source) -> float:
     return share
 
 
-def load_csv(path: PathLike) -> list[SurveyItem]:
-    """Load the generic tidy CSV format (see the module docstring)."""
-    path = Path(path)
-    text = _read_text(path)
-    if not text.strip():
-        raise DataError("no items in this file (it is empty)", file=path)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
-    header_source = Source(str(path), 1)
-    for name in CSV_REQUIRED:
-        if name not in header:
-            raise header_source.error(f"missing column (columns: {', '.join(header)})", name)
+CSV_DELIMITERS = (",", ";", "\t")
+"""Tried in this order: the first that splits the header into every required column wins
+(spreadsheets in many locales export ``;``; their shares may then use a decimal comma)."""
+
+
+def csv_delimiter(text: str, path: Path, required: Sequence[str] = CSV_REQUIRED) -> str:
+    """The delimiter of a CSV text: the first of :data:`CSV_DELIMITERS` that splits its header
+    into every ``required`` column; else a one-line refusal naming a missing column."""
+    header = text.split("\n", 1)[0]
+    for delimiter in CSV_DELIMITERS:
+        names = {name.strip() for name in next(csv.reader([header], delimiter=delimiter))}
+        if all(name in names for name in required):
+            return delimiter
+    columns = next(csv.reader([header]))
+    missing = next(name for name in required if name not in {c.strip() for c in columns})
+    raise Source(str(path), 1).error(
+        f"missing column (columns: {', '.join(columns)}; the header must name "
+        f"{', '.join(required)}, separated by commas, semicolons or tabs)", missing)
+
+
+def _csv_groups(path: Path, text: str) -> tuple[dict[tuple[str, str], dict[str, Any]], str]:
+    """The rows of each (question_id, population), with each row's source, and the
+    delimiter."""
+    delimiter = csv_delimiter(text, path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [name.strip() for name in reader.fieldnames or []]
+    reader.fieldnames = header
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    order: dict[tuple[str, str], list[str]] = {}  # each question's options, first seen first
     previous_end = reader.line_num
     try:
         for row in reader:
@@ -203,7 +222,7 @@ def load_csv(path: PathLike) -> list[SurveyItem]:
             group = groups.get(key)
             if group is None:
                 groups[key] = group = {"source": source, "row": values, "options": [],
-                                       "shares": []}
+                                       "shares": [], "rows": {}}
             else:
                 for name in ("question", *CSV_OPTIONAL):
                     if name in values and values[name] != group["row"].get(name, ""):
@@ -215,29 +234,62 @@ def load_csv(path: PathLike) -> list[SurveyItem]:
                     raise source.error(f"option {values['option']!r} repeated for this "
                                        "question and population", "option")
             group["options"].append(values["option"])
-            group["shares"].append(_csv_share(values["share"], source))
-            labels = order.setdefault((values.get("survey", ""), values["question_id"]), [])
-            if values["option"] not in labels:
-                labels.append(values["option"])
+            group["rows"][values["option"]] = source
+            group["shares"].append(_csv_share(values["share"], source, delimiter != ","))
     except csv.Error as exc:
         raise DataError(f"invalid CSV: {exc}", file=path, line=reader.line_num) from None
+    return groups, delimiter
+
+
+def _check_csv_options(groups: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Every population of a question has a row for each of its options (the odd one out is
+    blamed, :func:`~surveytune.data.items.odd_option_list`); the options then take the
+    question's order, that of their first appearance in the file."""
+    by_question: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for group in groups.values():
+        key = (group["row"].get("survey", ""), group["row"]["question_id"])
+        by_question.setdefault(key, []).append(group)
+    for (_, question_id), members in by_question.items():
+        order = {label: i for i, label in enumerate(dict.fromkeys(
+            label for g in members for label in g["options"]))}
+        for group in members:
+            pairs = sorted(zip(group["options"], group["shares"]), key=lambda p: order[p[0]])
+            group["options"], group["shares"] = [p[0] for p in pairs], [p[1] for p in pairs]
+        error = odd_option_list(
+            question_id, [(g["row"]["population"], g["options"], g["source"]) for g in members],
+            noun="row for option", row_sources=[g["rows"] for g in members])
+        if error is not None:
+            raise error
+
+
+def load_csv(path: PathLike) -> list[SurveyItem]:
+    """Load the generic tidy CSV format (see the module docstring)."""
+    path = Path(path)
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError("no items in this file (it is empty)", file=path)
+    groups, _ = _csv_groups(path, text)
+    _check_csv_options(groups)
     items = []
     with _one_repair_warning(path):
         for group in groups.values():
             values, source = group["row"], group["source"]
-            shares = group["shares"]
-            labels = order[(values.get("survey", ""), values["question_id"])]
-            if len(labels) == len(group["options"]):  # the same labels: the question's order
-                share_of = dict(zip(group["options"], shares))
-                group["options"], shares = labels, [share_of[label] for label in labels]
-            items.append(make_item(
-                survey=values.get("survey") or path.stem, question_id=values["question_id"],
-                question=values["question"], options=group["options"], distribution=shares,
-                population=values["population"],
-                population_kind=values.get("population_kind") or "country",
-                ordinal=_csv_bool(values.get("ordinal", ""), source, "ordinal"),
-                split=values.get("split") or None, language=values.get("language") or "en",
-                source=source, scale=_scale_of(shares), distribution_field="share"))
+            shares, unit = group["shares"], _scale_of(group["shares"])
+            try:
+                items.append(make_item(
+                    survey=values.get("survey") or path.stem, question_id=values["question_id"],
+                    question=values["question"], options=group["options"], distribution=shares,
+                    population=values["population"],
+                    population_kind=values.get("population_kind") or "country",
+                    ordinal=_csv_bool(values.get("ordinal", ""), source, "ordinal"),
+                    split=values.get("split") or None, language=values.get("language") or "en",
+                    source=source, scale=unit, distribution_field="share"))
+            except DataError as exc:
+                if exc.field != "share" or sum(shares) >= unit:
+                    raise
+                raise source.error(f"{exc.message}; this question and population have rows "
+                                   f"for {', '.join(group['options'])}: is a row missing?",
+                                   "share") from None
     return items
 
 

@@ -128,11 +128,11 @@ def _sum_or_none(values: Any) -> float | None:
 
 
 def _scale_of(values: Any) -> float:
-    """100 when the values look like percentages (sum about 100), else 1."""
+    """100 when the values look like percentages (their sum is above 2: no fractions, nor
+    fractions a little off, sum to that), else 1; a bad sum is then reported in its scale
+    ("sums to 75%, more than 5% from 100%")."""
     total = _sum_or_none(values)
-    if total is not None and abs(total - 100.0) <= 100.0 * SUM_TOLERANCE:
-        return 100.0
-    return 1.0
+    return 100.0 if total is not None and total > 2 else 1.0
 
 
 PUBLIC_ROUNDING_TOLERANCE = 0.005

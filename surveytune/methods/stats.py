@@ -69,3 +69,22 @@ def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float],
     tail = (1 - level) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return Interval(float(diff.mean()), float(low), float(high), level, len(a), len(names))
+
+
+GOAL_VERDICTS = {"above": "met", "tied": "tied", "below": "missed"}
+"""A goal "beat X" is met only when the interval of the difference lies above 0."""
+
+
+def question_clusters(items: Sequence[Any]) -> list[tuple[str, str]]:
+    """Each item's question, the unit the bootstrap resamples."""
+    return [(item.survey, item.question_id) for item in items]
+
+
+def compare_to(items: Sequence[Any], scores: dict[str, Sequence[float]], method: str,
+               others: Sequence[str], *, level: float = 0.95, seed: int = 0
+               ) -> dict[str, Interval]:
+    """The paired difference ``method - other`` of per-item ``scores`` (e.g. 1-jsd) for each
+    of ``others``, with its interval resampling the items' questions."""
+    clusters = question_clusters(items)
+    return {other: paired_bootstrap(scores[method], scores[other], clusters, level=level,
+                                    seed=seed) for other in others}
