@@ -8,7 +8,8 @@ not pay for numpy, scipy, pandas or torch.
 from importlib import import_module
 from typing import Any
 
-from surveytune.data.items import DataError, SurveyItem, make_item, write_jsonl
+from surveytune.data.files import write_jsonl
+from surveytune.data.items import DataError, SurveyItem, make_item
 
 _LAZY = {"Simulator": "simulator", "TrainConfig": "training.recipe",
          "DEFAULT_MODEL": "backends.models", "load_items": "data.loaders",

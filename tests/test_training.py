@@ -18,7 +18,8 @@ from conftest import shared_and_full_training, synthetic_items
 from safetensors.torch import load_file
 
 from surveytune.backends.models import LoadedModel
-from surveytune.data.items import make_item, write_jsonl
+from surveytune.data.files import write_jsonl
+from surveytune.data.items import make_item
 from surveytune.simulator import Simulator
 from surveytune.training.losses import LOSSES, ce_loss, emd_loss, js_loss, kl_loss, padded_targets
 from surveytune.training.recipe import (

@@ -30,7 +30,8 @@ from surveytune.cli.options import check_flag as _flag
 from surveytune.cli.options import check_prompts as _check_prompts
 from surveytune.cli.options import load_simulator as _simulator
 from surveytune.cli.options import load_template as _template
-from surveytune.data.items import DataError, DataWarning, atomic_write_text
+from surveytune.data.files import atomic_write_text
+from surveytune.data.items import DataError, DataWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate how populations answer surveys with fine-tuned language models.")
@@ -93,7 +94,7 @@ def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl
 
 def _write_splits(out: Path, splits: dict, as_json: bool) -> None:
     from surveytune.data import runfolder
-    from surveytune.data.items import write_jsonl
+    from surveytune.data.files import write_jsonl
 
     with runfolder.claim(out, "splits"):
         for name, items in splits.items():

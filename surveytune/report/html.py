@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from surveytune.data.items import atomic_write_text
+from surveytune.data.files import atomic_write_text
 from surveytune.data.records import RunResults, read_run_training
 from surveytune.methods.baselines import MODEL_METHODS
 from surveytune.report.charts import (
