@@ -47,12 +47,12 @@ from surveytune.data.items import SurveyItem
 from surveytune.data.records import TrainingRecord
 from surveytune.data.splits import carve_populations
 from surveytune.methods.priors import PRIOR_NAMES, Prior, make_prior
+from surveytune.training.batches import Batchable, step_items
 from surveytune.training.batches import epoch_order as epoch_order  # re-exported
-from surveytune.training.batches import step_items
 from surveytune.training.distributed import Group
 from surveytune.training.losses import LOSSES, padded_targets
 from surveytune.training.memory import frozen_weights_cast, lean_lora_dropout
-from surveytune.training.validation import Batchable, fit_on_validation, validate
+from surveytune.training.validation import fit_on_validation, validate
 
 SCHEDULES = ("cosine", "linear", "constant")
 SELECT_ON = ("valid", "heldout", "mean")
