@@ -31,7 +31,7 @@ def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_i
              ) -> tuple[dict[str, float], list[np.ndarray]]:
     """Validation loss (the training loss on these items) and the metrics of the data layer,
     as ``{name}_loss`` and ``{name}_{metric}``. ``config`` is the run's
-    :class:`~surveytune.training.recipe.TrainConfig` (its ``loss`` and ``batch_size``).
+    :class:`~surveytune.training.config.TrainConfig` (its ``loss`` and ``batch_size``).
 
     Also returns the model's own (prior-free) distributions: the prediction anchors them on
     the items' priors, and the calibration of the kept weights reuses them.
