@@ -8,9 +8,10 @@ not pay for numpy, scipy, pandas or torch.
 from importlib import import_module
 from typing import Any
 
-from surveytune.data.items import DataError, SurveyItem, make_item, write_jsonl
+from surveytune.data.files import write_jsonl
+from surveytune.data.items import DataError, SurveyItem, make_item
 
-_LAZY = {"Simulator": "simulator", "TrainConfig": "training.recipe",
+_LAZY = {"Simulator": "simulator", "TrainConfig": "training.config",
          "DEFAULT_MODEL": "backends.models", "load_items": "data.loaders",
          "METRIC_NAMES": "methods.metrics", "item_metrics": "methods.metrics",
          "metrics_table": "methods.metrics", "summarize": "methods.metrics"}

@@ -115,6 +115,15 @@ def test_evaluate_baselines_rows():
         evaluate_baselines({"valid": splits["valid"]})
 
 
+def test_baseline_options_are_checked_by_their_table():
+    from surveytune.methods.baselines import BaselineOptions
+
+    with pytest.raises(ValueError, match=r"^BaselineOptions.ceiling_n: must be at least 1, got 0$"):
+        evaluate_baselines({"train": TRAIN}, ceiling_n=0)
+    with pytest.raises(ValueError, match=r"^BaselineOptions.seed: must be a whole number"):
+        BaselineOptions(seed=0.5)
+
+
 def test_registry_names_order_and_kinds():
     assert tuple(BASELINES) == ("uniform", "country-mean", "group-mean", "region-mean",
                                 "population-style", "country-mean-loo", "ceiling")
@@ -144,6 +153,39 @@ def test_a_new_baseline_is_one_registry_entry(monkeypatch):
     assert [r["method"] for r in rows][-2:] == ["first-option", "first-option"]
     assert rows[-1]["acc"] == 0.0
     assert baselines.method_names()[-3:] == ("first-option", "zero-shot", "fine-tuned")
+
+
+def test_a_new_baseline_reaches_the_command_and_the_report(monkeypatch, capsys, tmp_path):
+    """One registry entry and nothing else: ``surveytune baselines`` scores and prints it,
+    and the report built from its rows describes it."""
+    import sys
+
+    from surveytune.cli.main import main
+    from surveytune.data.records import RunResults
+    from surveytune.methods import baselines
+    from surveytune.report.build import render_markdown
+    from surveytune.studies import runner
+
+    monkeypatch.setattr(baselines, "BASELINES", dict(BASELINES))
+    baselines.register(Baseline("first-option", "all mass on option A", "competitor",
+                                lambda train, options: lambda items: [
+                                    np.eye(i.n_options)[0] for i in items]))
+    splits = {"train": TRAIN, "valid": [_item("q1", "C", [0.4, 0.6], "valid")]}
+    monkeypatch.setattr(runner, "study_splits", lambda data_dir: splits)  # no data files
+    for args in (["--json"], []):
+        monkeypatch.setattr(sys, "argv", ["surveytune", "baselines", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert not exit_info.value.code
+        out = capsys.readouterr().out
+        if args:
+            payload = json.loads(out)
+    rows = {(r["method"], r["split"]): r for r in payload["results"]}
+    assert rows[("first-option", "valid")]["acc"] == 0.0 and ("first-option", "train") in rows
+    assert "first-option" in out  # the printed table
+    markdown = render_markdown(RunResults.from_dict(payload), tmp_path)
+    assert "`first-option`: all mass on option A." in markdown
+    assert "| (baseline, no model) | first-option | this run |" in markdown
 
 
 def _data_file() -> Path:

@@ -146,6 +146,39 @@ def test_train_with_a_prior_then_evaluate_order_averaged(monkeypatch, capsys, tm
     assert payload["results"][0]["method"] == "fine-tuned" and payload["results"][0]["n"] == 4
 
 
+TRAIN_API_ONLY = {"seed": "no bound a whole number can break",
+                  "calibrate": "a switch", "gradient_checkpointing": "a switch",
+                  "questions_per_batch": "no flag"}
+
+
+def test_train_flags_are_refused_by_the_config_table(monkeypatch, capsys, tmp_path):
+    """``train`` checks no range itself: each TrainConfig parameter with a flag is refused by
+    the table, in its words, the error naming the flag (``--lr`` for ``learning_rate``)."""
+    import typer
+    from test_training import BAD_TRAIN_VALUES
+
+    from surveytune.cli.main import app
+    from surveytune.methods.params import flag_name
+
+    flags = {opt for param in typer.main.get_command(app).commands["train"].params
+             for opt in param.opts}
+    data = tmp_path / "s.jsonl"
+    write_jsonl(data, [GOOD])
+    for name, (value, message) in BAD_TRAIN_VALUES.items():
+        if name in TRAIN_API_ONLY:
+            continue
+        flag = "--lr" if name == "learning_rate" else flag_name(name)
+        assert flag in flags, flag
+        code, out, err = run_cli(monkeypatch, capsys, "train", "--train", data, "--valid",
+                                 data, "--out", tmp_path / "run", flag, str(value))
+        assert (code, out, err) == (2, "", f"error: {flag}: {message}\n")
+    code, _, err = run_cli(monkeypatch, capsys, "train", "--train", data, "--valid", data,
+                           "--out", tmp_path / "run", "--select-on", "mean")
+    assert err == ("error: --select-on: 'mean' needs --heldout-populations of at least 1, "
+                   "got 0\n")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.skipif(data_dir() is None, reason="shared data not available")
 def test_baselines_reproduce_reference_numbers(monkeypatch, capsys, tmp_path):
     out = tmp_path / "b.json"

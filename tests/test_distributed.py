@@ -15,7 +15,7 @@ import warnings
 import pytest
 from conftest import REPO, synthetic_items
 
-from surveytune.data.items import write_jsonl
+from surveytune.data.files import write_jsonl
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-5  # relative, per step: the same numbers up to float32 summation order

@@ -28,7 +28,6 @@ TOP_LEVEL = {"simulator": "simulator", "__init__": "cli", "__main__": "cli"}
 MAX_LINES = 500
 MAX_FUNCTION_LINES = 80
 LONG_FUNCTIONS: dict[str, str] = {  # "module.function" -> why it may be longer
-    "cli.main.train": "one option per training parameter (shrinks with the parameter table)",
 }
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from surveytune.data.items import DataError, DataWarning, make_item, write_jsonl
+from surveytune.data.files import write_jsonl
+from surveytune.data.items import DataError, DataWarning, make_item
 from surveytune.data.loaders import (
     DATA_FILES,
     find_data_file,

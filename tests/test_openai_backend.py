@@ -123,7 +123,7 @@ def test_openai_backend_agrees_with_hf_on_real_items(llama_server, api_key):
 @pytest.mark.skipif(data_dir() is None, reason="shared data not available")
 def test_cli_evaluate_on_the_server_writes_the_same_files(llama_server, api_key, tmp_path,
                                                           monkeypatch, capsys):
-    from surveytune.data.items import write_jsonl
+    from surveytune.data.files import write_jsonl
 
     items = real_items(30)[:5]
     data = tmp_path / "few.jsonl"

@@ -18,7 +18,9 @@ from conftest import shared_and_full_training, synthetic_items
 from safetensors.torch import load_file
 
 from surveytune.backends.models import LoadedModel
-from surveytune.data.items import make_item, write_jsonl
+from surveytune.data.files import write_jsonl
+from surveytune.data.items import make_item
+from surveytune.methods.params import ParameterError
 from surveytune.simulator import Simulator
 from surveytune.training.losses import LOSSES, ce_loss, emd_loss, js_loss, kl_loss, padded_targets
 from surveytune.training.recipe import (
@@ -31,6 +33,65 @@ from surveytune.training.recipe import (
 )
 
 NEG_INF = float("-inf")
+
+BAD_TRAIN_VALUES = {
+    "method": ("adapter", "must be one of lora, full, got 'adapter'"),
+    "lora_r": (0, "must be at least 1, got 0"),
+    "lora_alpha": (0, "must be more than 0, got 0"),
+    "lora_dropout": (1.0, "must be less than 1, got 1"),
+    "loss": ("mse", "must be one of kl, js, emd, ce, got 'mse'"),
+    "learning_rate": (0.0, "must be more than 0, got 0"),
+    "weight_decay": (-0.1, "must be at least 0, got -0.1"),
+    "batch_size": (0, "must be at least 1, got 0"),
+    "grad_accum": (0, "must be at least 1, got 0"),
+    "epochs": (math.nan, "must be a finite number, got nan"),
+    "max_steps": (0, "must be at least 1, got 0"),
+    "max_minutes": (0.0, "must be more than 0, got 0"),
+    "warmup_ratio": (1.5, "must be at most 1, got 1.5"),
+    "schedule": ("step", "must be one of cosine, linear, constant, got 'step'"),
+    "max_grad_norm": (-1.0, "must be at least 0, got -1"),
+    "eval_every": (-1, "must be at least 0, got -1"),
+    "eval_items": (0, "must be at least 1, got 0"),
+    "checkpoint_every": (0, "must be at least 1, got 0"),
+    "seed": ("0", "must be a number, got '0'"),
+    "precision": ("fp16", "must be one of auto, float32, bf16-autocast, got 'fp16'"),
+    "prior": ("median", "must be one of none, region-mean, country-mean, population-style, "
+                        "got 'median'"),
+    "heldout_populations": (-1, "must be at least 0, got -1"),
+    "select_on": ("test", "must be one of valid, heldout, mean, got 'test'"),
+    "calibrate": ("yes", "must be one of False, True, got 'yes'"),
+    "gradient_checkpointing": (None, "must be given, got None"),
+    "questions_per_batch": (-1, "must be at least 0, got -1"),
+}
+"""A value outside each TrainConfig parameter's constraint, and the refusal."""
+
+
+def test_every_train_parameter_has_a_constraint():
+    from dataclasses import fields
+
+    assert list(TrainConfig.CONSTRAINTS) == [f.name for f in fields(TrainConfig)
+                                             if f.name != "target_modules"]
+    assert set(BAD_TRAIN_VALUES) == set(TrainConfig.CONSTRAINTS)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TRAIN_VALUES))
+def test_train_config_refuses_a_value_outside_its_table(name):
+    value, message = BAD_TRAIN_VALUES[name]
+    with pytest.raises(ParameterError) as caught:
+        TrainConfig(**{name: value})
+    assert str(caught.value) == f"TrainConfig.{name}: {message}"
+    assert caught.value.parameter == name
+
+
+def test_train_config_bounds_ends_and_the_cross_field_rule():
+    TrainConfig(lora_dropout=0.0, warmup_ratio=1.0, weight_decay=0.0, max_grad_norm=0.0,
+                eval_every=0, max_steps=1, eval_items=1, max_minutes=0.5, epochs=0.01)
+    with pytest.raises(ParameterError, match="^TrainConfig.select_on: 'mean' needs "
+                                             "`heldout_populations` of at least 1, got 0$"):
+        TrainConfig(select_on="mean")
+    assert TrainConfig(select_on="heldout", heldout_populations=1).select_on == "heldout"
+    with pytest.raises(ParameterError, match="^TrainConfig.batch_size: must be a whole number"):
+        TrainConfig(batch_size=8.0)
 
 
 def test_kl_loss_hand_computed_and_not_divided_by_options():

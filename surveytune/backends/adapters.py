@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from surveytune.backends.models import LoadedModel, ModelError
-from surveytune.data.items import atomic_write_text
+from surveytune.data.files import atomic_write_text
 from surveytune.methods.calibration import Calibration
 from surveytune.methods.priors import Prior
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -30,7 +32,8 @@ from surveytune.cli.options import check_flag as _flag
 from surveytune.cli.options import check_prompts as _check_prompts
 from surveytune.cli.options import load_simulator as _simulator
 from surveytune.cli.options import load_template as _template
-from surveytune.data.items import DataError, DataWarning, atomic_write_text
+from surveytune.data.files import atomic_write_text
+from surveytune.data.items import DataError, DataWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate how populations answer surveys with fine-tuned language models.")
@@ -73,6 +76,23 @@ def _check_out_file(path: Path, flag: str = "--out") -> None:
     runfolder.check(path.parent, "splits", flag)  # writable place (a folder of no run kind)
 
 
+@contextlib.contextmanager
+def _flags_named(flags: dict[str, str] | None = None) -> Iterator[None]:
+    """Turn the :class:`~surveytune.methods.params.ParameterError` of an object built from
+    flags into the one-line error naming the flag, also where the message names another
+    parameter in backticks. ``flags``: the parameters whose flag is not ``flag_name(name)``."""
+    from surveytune.methods.params import ParameterError, flag_name
+
+    def flag(name: str) -> str:
+        return (flags or {}).get(name) or flag_name(name)
+
+    try:
+        yield
+    except ParameterError as exc:
+        message = re.sub(r"`(\w+)`", lambda m: flag(m.group(1)), exc.message)
+        raise DataError(message, file=flag(exc.parameter)) from None
+
+
 @data_app.command("check")
 def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl, csv, "
                "wvs-unified, paper-json, goqa or gss.")] = "auto",
@@ -98,7 +118,7 @@ def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl
 
 def _write_splits(out: Path, splits: dict, as_json: bool) -> None:
     from surveytune.data import runfolder
-    from surveytune.data.items import write_jsonl
+    from surveytune.data.files import write_jsonl
 
     with runfolder.claim(out, "splits"):
         for name, items in splits.items():
@@ -153,13 +173,14 @@ def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the result
               splits: Annotated[Optional[str], typer.Option(help="Comma-separated split names "
                                                             "(default: all).")] = None,
               seed: int = 0, as_json: JsonFlag = False):
-    """Score every baseline on every split (uniform, country-mean, country-mean-loo, ceiling)."""
+    """Score every registered baseline (uniform, country-mean, ..., ceiling) on every split."""
     from surveytune.data.splits import select_splits
-    from surveytune.methods.baselines import evaluate_baselines
+    from surveytune.methods.baselines import BaselineOptions, evaluate_baselines
     from surveytune.report.build import results_table
     from surveytune.studies.runner import HAVE_TEST_ROWS, study_splits
 
-    _flag("--ceiling-n", ceiling_n, minimum=1)
+    with _flags_named():
+        BaselineOptions(ceiling_n=ceiling_n, seed=seed)  # bad flags refused before any data
     if out is not None:
         _check_out_file(out)
     chosen = study_splits(data_dir)
@@ -233,6 +254,26 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
         typer.echo(f"wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
 
 
+GradientCheckpointingOpt = Annotated[bool, typer.Option(
+    "--gradient-checkpointing", help="Recompute activations in backward: less memory, slower.")]
+TargetModulesOpt = Annotated[str, typer.Option(help="Comma-separated module names, or "
+                                                    "all-linear.")]
+EvalEveryOpt = Annotated[int, typer.Option(help="Validate every N steps (and at 0 and the end).")]
+EvalItemsOpt = Annotated[Optional[int], typer.Option(help="Validate on a seeded subsample of "
+                                                          "this size.")]
+PriorOpt = Annotated[str, typer.Option(help="Anchor predictions on a training-data baseline: "
+                                            "none (the paper), region-mean, country-mean or "
+                                            "population-style.")]
+HeldoutOpt = Annotated[int, typer.Option(help="Hold out this many training populations (seeded) "
+                                              "as extra validation data for unseen populations.")]
+SelectOnOpt = Annotated[str, typer.Option(help="Choose the checkpoint on the valid loss, the "
+                                               "held-out populations' loss (heldout) or their "
+                                               "mean.")]
+CalibrateOpt = Annotated[bool, typer.Option(
+    "--calibrate", help="After training, fit on the validation items how much of the model to "
+                        "add to the prior (one scale for seen questions, one for unseen ones).")]
+
+
 @app.command()
 def train(train: Annotated[Path, typer.Option("--train", help="Training survey file.")],
           valid: Annotated[Path, typer.Option("--valid", help="Validation file: the "
@@ -242,82 +283,40 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
           chat: ChatOpt = None, template: TemplateOpt = None, prompt: PromptOpt = None,
           device: DeviceOpt = "auto",
           load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
-          gradient_checkpointing: Annotated[bool, typer.Option(
-              "--gradient-checkpointing", help="Recompute activations in backward: less "
-                                               "memory, slower.")] = False,
+          gradient_checkpointing: GradientCheckpointingOpt = False,
           method: Annotated[str, typer.Option(help="lora or full")] = "lora",
           lora_r: int = 8, lora_alpha: int = 32, lora_dropout: float = 0.05,
-          target_modules: Annotated[str, typer.Option(help="Comma-separated module names, or "
-                                                           "all-linear.")] = "q_proj,v_proj",
+          target_modules: TargetModulesOpt = "q_proj,v_proj",
           loss: Annotated[str, typer.Option(help="kl, js, emd or ce")] = "kl",
           lr: float = 1e-4, weight_decay: float = 0.0, batch_size: int = 8, grad_accum: int = 1,
           epochs: float = 1.0, max_steps: Optional[int] = None,
           max_minutes: Optional[float] = None, warmup_ratio: float = 0.05,
           schedule: Annotated[str, typer.Option(help="cosine, linear or constant")] = "cosine",
-          max_grad_norm: float = 1.0,
-          eval_every: Annotated[int, typer.Option(help="Validate every N steps (and at 0 "
-                                                       "and the end).")] = 200,
-          eval_items: Annotated[Optional[int], typer.Option(help="Validate on a seeded "
-                                                             "subsample of this size.")] = None,
-          checkpoint_every: int = 25, seed: int = 0,
-          precision: PrecisionOpt = "auto",
-          prior: Annotated[str, typer.Option(help="Anchor predictions on a training-data "
-                                                  "baseline: none (the paper), region-mean, "
-                                                  "country-mean or population-style.")] = "none",
-          heldout_populations: Annotated[int, typer.Option(
-              help="Hold out this many training populations (seeded) as extra validation "
-                   "data for unseen populations.")] = 0,
-          select_on: Annotated[str, typer.Option(
-              help="Choose the checkpoint on the valid loss, the held-out populations' "
-                   "loss (heldout) or their mean.")] = "valid",
-          calibrate: Annotated[bool, typer.Option(
-              "--calibrate", help="After training, fit on the validation items how much of "
-                                  "the model to add to the prior (one scale for seen "
-                                  "questions, one for unseen ones).")] = False,
-          allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False):
+          max_grad_norm: float = 1.0, eval_every: EvalEveryOpt = 200,
+          eval_items: EvalItemsOpt = None, checkpoint_every: int = 25, seed: int = 0,
+          precision: PrecisionOpt = "auto", prior: PriorOpt = "none",
+          heldout_populations: HeldoutOpt = 0, select_on: SelectOnOpt = "valid",
+          calibrate: CalibrateOpt = False, allow_unknown_populations: AllowUnknownOpt = False,
+          as_json: JsonFlag = False):
     """Fine-tune a model so its first-token answer distribution matches the training data."""
     from surveytune.data import runfolder
     from surveytune.data.loaders import load_items
-    from surveytune.methods.priors import PRIOR_NAMES
+    from surveytune.training.config import TrainConfig
     from surveytune.training.distributed import launched_rank
-    from surveytune.training.losses import LOSSES
-    from surveytune.training.recipe import PRECISIONS, SCHEDULES, SELECT_ON, TrainConfig
 
-    _flag("--method", method, choices=("lora", "full"))
-    _flag("--loss", loss, choices=tuple(LOSSES))
-    _flag("--schedule", schedule, choices=SCHEDULES)
-    _flag("--precision", precision, choices=PRECISIONS)
-    _flag("--prior", prior, choices=PRIOR_NAMES)
-    _flag("--select-on", select_on, choices=SELECT_ON)
-    _flag("--heldout-populations", heldout_populations, minimum=0)
-    if select_on != "valid" and heldout_populations < 1:
-        raise DataError(f"--select-on {select_on} needs --heldout-populations of at least 1",
-                        file="--select-on")
-    for flag, value in (("--batch-size", batch_size), ("--grad-accum", grad_accum),
-                        ("--lora-r", lora_r), ("--checkpoint-every", checkpoint_every)):
-        _flag(flag, value, minimum=1)
-    _flag("--max-steps", max_steps, minimum=1, optional=True)
-    _flag("--eval-items", eval_items, minimum=1, optional=True)
-    _flag("--eval-every", eval_every, minimum=0)
-    for flag, value in (("--epochs", epochs), ("--lr", lr), ("--lora-alpha", lora_alpha)):
-        _flag(flag, value, above=0)
-    _flag("--max-minutes", max_minutes, above=0, optional=True)
-    _flag("--lora-dropout", lora_dropout, minimum=0, below=1)
-    _flag("--warmup-ratio", warmup_ratio, minimum=0, maximum=1)
-    _flag("--weight-decay", weight_decay, minimum=0)
-    _flag("--max-grad-norm", max_grad_norm, minimum=0)
-    if not [t for t in target_modules.split(",") if t.strip()]:
+    modules = tuple(t.strip() for t in target_modules.split(",") if t.strip())
+    if not modules:
         raise DataError("names no module", file="--target-modules")
-    config = TrainConfig(
-        method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-        target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
-        loss=loss, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
-        grad_accum=grad_accum, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
-        warmup_ratio=warmup_ratio, schedule=schedule, max_grad_norm=max_grad_norm,
-        eval_every=eval_every, eval_items=eval_items, checkpoint_every=checkpoint_every,
-        seed=seed, precision=precision, prior=prior,
-        heldout_populations=heldout_populations, select_on=select_on, calibrate=calibrate,
-        gradient_checkpointing=gradient_checkpointing)
+    with _flags_named({"learning_rate": "--lr"}):
+        config = TrainConfig(
+            method=method, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+            target_modules=modules, loss=loss, learning_rate=lr, weight_decay=weight_decay,
+            batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
+            max_minutes=max_minutes, warmup_ratio=warmup_ratio, schedule=schedule,
+            max_grad_norm=max_grad_norm, eval_every=eval_every, eval_items=eval_items,
+            checkpoint_every=checkpoint_every, seed=seed, precision=precision, prior=prior,
+            heldout_populations=heldout_populations, select_on=select_on,
+            calibrate=calibrate, gradient_checkpointing=gradient_checkpointing)
     train_items, valid_items = (
         load_items(path, allow_unknown_populations=allow_unknown_populations)
         for path in (train, valid))

@@ -3,7 +3,6 @@ that refuses a flag's value naming the flag."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -70,21 +69,18 @@ def backend_options(backend: str, *, device: str = "auto", load_in_8bit: bool = 
 def check_flag(flag: str, value, *, minimum: float | None = None, above: float | None = None,
           below: float | None = None, maximum: float | None = None, optional: bool = False,
           choices: tuple[str, ...] | None = None) -> None:
-    """Refuse a flag's value outside its range (or ``choices``), naming the flag."""
-    if value is None and optional:
-        return
+    """Refuse a flag's value outside its range (or ``choices``), naming the flag, in the words
+    of :mod:`surveytune.methods.params` (for a flag that no object's table checks)."""
+    from surveytune.methods.params import Interval, Options, check_params
+
     if choices is not None:
-        if value not in choices:
-            raise DataError(f"must be one of {', '.join(choices)}, got {value!r}", file=flag)
-        return
-    if isinstance(value, float) and not math.isfinite(value):
-        raise DataError(f"must be a finite number, got {value}", file=flag)
-    for bound, bad, word in ((minimum, lambda b: value < b, "at least"),
-                             (above, lambda b: value <= b, "more than"),
-                             (below, lambda b: value >= b, "less than"),
-                             (maximum, lambda b: value > b, "at most")):
-        if bound is not None and bad(bound):
-            raise DataError(f"must be {word} {bound:g}, got {value:g}", file=flag)
+        constraint = Options(tuple(choices))
+    else:
+        closed = {(True, True): "both", (True, False): "left", (False, True): "right",
+                  (False, False): "neither"}[(above is None, below is None)]
+        constraint = Interval(minimum if above is None else above,
+                              maximum if below is None else below, closed=closed)
+    check_params({flag: value}, {flag: (None, constraint) if optional else constraint})
 
 
 def load_template(path: Path | None):

@@ -7,16 +7,13 @@ distribution aligned to the ordered answer options. Every loader builds items th
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import string
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 LETTERS = string.ascii_uppercase
@@ -369,26 +366,3 @@ def describe(items: Sequence[SurveyItem]) -> dict[str, int]:
             "populations": len({i.population for i in items}),
             "questions": len({(i.survey, i.question_id) for i in items}),
             "surveys": len({i.survey for i in items})}
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that readers see either the old content or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs are shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl(items: Iterable[SurveyItem], path: str | os.PathLike) -> None:
-    """Write items in the canonical JSONL format, atomically."""
-    atomic_write_text(path, "".join(json.dumps(i.to_dict(), ensure_ascii=False) + "\n"
-                                    for i in items))

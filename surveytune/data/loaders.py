@@ -14,7 +14,7 @@ Bring your own survey
 Two generic formats are supported. Any survey, population and language can be used.
 
 **JSONL** (``.jsonl``, :func:`load_jsonl`) has one JSON object per line. It is the canonical
-format that :func:`surveytune.data.items.write_jsonl` writes, so such files round-trip::
+format that :func:`surveytune.data.files.write_jsonl` writes, so such files round-trip::
 
     {"id": "mysurvey:q1:France", "survey": "mysurvey", "question_id": "q1",
      "question": "Do you trust your neighbours?", "options": ["Yes", "No"],

@@ -30,14 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from surveytune.data.items import (
-    LETTERS,
-    DataError,
-    Source,
-    SurveyItem,
-    atomic_write_text,
-    make_item,
-)
+from surveytune.data.files import atomic_write_text
+from surveytune.data.items import LETTERS, DataError, Source, SurveyItem, make_item
 from surveytune.data.loaders import CSV_REQUIRED, csv_delimiter, load_items
 from surveytune.data.readers import PathLike, _iter_jsonl, _optional_str, _read_text, _require
 

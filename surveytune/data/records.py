@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from surveytune.data.items import DataError, SurveyItem, atomic_write_text
+from surveytune.data.files import atomic_write_text
+from surveytune.data.items import DataError, SurveyItem
 
 RUN_FILE = "run.json"
 BASELINES_FILE = "baselines.json"

@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from surveytune.data.items import SurveyItem
 from surveytune.methods.metrics import result_rows
+from surveytune.methods.params import Constraint, Interval, check_params
 
 Predictor = Callable[[Sequence[SurveyItem]], list[np.ndarray]]
 """``predict(items) -> one probability vector per item``."""
@@ -36,6 +38,12 @@ class BaselineOptions:
 
     ceiling_n: int = 1200   # respondents per resample for ``ceiling``
     seed: int = 0
+
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {"ceiling_n": Interval(1, integer=True),
+                                                    "seed": Interval(integer=True)}
+
+    def __post_init__(self) -> None:
+        check_params(vars(self), self.CONSTRAINTS, where="BaselineOptions")
 
 
 @dataclass(frozen=True)

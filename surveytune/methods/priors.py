@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from surveytune.data.items import DataError, SurveyItem, atomic_write_text
+from surveytune.data.files import atomic_write_text
+from surveytune.data.items import DataError, SurveyItem
 
 PRIOR_FLOOR = 1e-4
 """Prior shares are clipped to at least this before the log: an option no training population

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from surveytune.data.items import atomic_write_text
-from surveytune.data.records import RunResults, read_run_training
+from surveytune.data.files import atomic_write_text
+from surveytune.data.records import RunResults
 from surveytune.methods.metrics import METRIC_NAMES
 from surveytune.report.charts import load_predictions, sample_items, uniform_score
-from surveytune.report.html import render_html, write_report_html
+from surveytune.report.html import render_html
 from surveytune.report.paper import (
     PAPER_TABLE4,
     PAPER_TABLE4_COLUMNS,
@@ -33,14 +33,6 @@ from surveytune.report.sections import (
     subsample_sentence,
 )
 from surveytune.report.tables import distribution_table, results_frame, results_table
-
-
-def load_run(run_dir: str | os.PathLike) -> RunResults:
-    """``results.json`` of a run folder (see :meth:`RunResults.read`)."""
-    return RunResults.read(run_dir)
-
-
-load_training = read_run_training
 
 
 def render_markdown(run: RunResults, run_dir: Path) -> str:
@@ -90,6 +82,5 @@ def build_report(run_dir: str | os.PathLike) -> tuple[Path, Path]:
 
 __all__ = ["METRIC_NAMES", "PAPER_TABLE4", "PAPER_TABLE4_COLUMNS", "PAPER_TABLE6",
            "PAPER_TABLE6_MODEL", "build_report", "distribution_table", "findings",
-           "load_predictions", "load_run", "load_training", "render_markdown", "results_frame",
-           "results_table", "sample_items", "uniform_score", "write_report_html",
-           "write_results_md"]
+           "load_predictions", "render_markdown", "results_frame", "results_table",
+           "sample_items", "uniform_score", "write_results_md"]

@@ -3,10 +3,8 @@ links out) with the report's sections and charts."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from surveytune.data.items import atomic_write_text
 from surveytune.data.records import RunResults, read_run_training
 from surveytune.methods.baselines import MODEL_METHODS
 from surveytune.report.charts import (
@@ -157,13 +155,3 @@ def render_html(run: RunResults, run_dir: Path) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
-
-
-def write_report_html(run_dir: str | os.PathLike) -> Path:
-    """Write a self-contained ``report.html`` (inline CSS, embedded PNG charts) into the run
-    folder; return its path."""
-    run_dir = Path(run_dir).resolve()
-    run = RunResults.read(run_dir)
-    path = run_dir / "report.html"
-    atomic_write_text(path, render_html(run, run_dir))
-    return path

@@ -1,13 +1,42 @@
-"""Which items each optimizer step trains on: a pure function of the data's lengths, the seed
-and the step, so that a resumed (or multi-process) run sees the same batches."""
+"""The training data as batches: pre-tokenised items with their targets and priors
+(:class:`Batchable`), and which items each optimizer step trains on, a pure function of the
+data's lengths, the seed and the step, so that a resumed (or multi-process) run sees the same
+batches."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["epoch_order", "step_items"]
+from surveytune.training.losses import scale_mask
+
+__all__ = ["Batchable", "epoch_order", "step_items"]
+
+
+@dataclass
+class Batchable:
+    """Pre-tokenised prompts with their targets."""
+
+    token_ids: list[list[int]]
+    distributions: list[tuple[float, ...]]
+    # Each item's SurveyItem.scale_positions (the emd loss's ordered scale); None: all options.
+    scale_positions: list[tuple[int, ...] | None] | None = None
+    log_priors: list[np.ndarray] | None = None  # one per item when a prior anchors them
+    groups: list[str] | None = None  # each item's question (batches grouped by question)
+
+    def scale(self, idx: Sequence[int], width: int) -> torch.Tensor | None:
+        """The emd loss's ``scale`` mask for items ``idx`` (None when none is restricted)."""
+        if self.scale_positions is None:
+            return None
+        return scale_mask([self.scale_positions[i] for i in idx],
+                          [self.n_options[i] for i in idx], width)
+
+    @property
+    def n_options(self) -> list[int]:
+        return [len(d) for d in self.distributions]
 
 
 def epoch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,

@@ -1,7 +1,8 @@
 """Fine-tuning a causal LM so its first-token letter distribution matches human answers.
 
-Plain components: a config dataclass, a loss from :mod:`surveytune.training.losses`, AdamW with a
-transformers schedule, peft LoRA. The loop validates every ``eval_every`` steps (step 0
+Plain components: a config dataclass (:class:`~surveytune.training.config.TrainConfig`,
+re-exported here), a loss from :mod:`surveytune.training.losses`, AdamW with a transformers
+schedule, peft LoRA. The loop validates every ``eval_every`` steps (step 0
 included, so "no fine-tuning" can win), keeps the adapter with the best validation loss,
 and writes a checkpoint every ``checkpoint_every`` steps from which the same call resumes,
 even after ``kill -9``. :func:`train` is a short loop over pieces: ``_setup`` (data, model,
@@ -18,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from surveytune.backends.adapters import (
     save_checkpoint,
     update_adapter_meta,
 )
-from surveytune.backends.precision import PRECISIONS, PrecisionChoice, choose_precision
+from surveytune.backends.precision import PrecisionChoice, choose_precision
 from surveytune.backends.scoring import (
     encode,
     letter_log_probs,
@@ -46,92 +47,14 @@ from surveytune.backends.scoring import (
 from surveytune.data.items import SurveyItem
 from surveytune.data.records import TrainingRecord
 from surveytune.data.splits import carve_populations
-from surveytune.methods.priors import PRIOR_NAMES, Prior, make_prior
+from surveytune.methods.priors import Prior, make_prior
+from surveytune.training.batches import Batchable, step_items
 from surveytune.training.batches import epoch_order as epoch_order  # re-exported
-from surveytune.training.batches import step_items
+from surveytune.training.config import TrainConfig
 from surveytune.training.distributed import Group
 from surveytune.training.losses import LOSSES, padded_targets
 from surveytune.training.memory import frozen_weights_cast, lean_lora_dropout
-from surveytune.training.validation import Batchable, fit_on_validation, validate
-
-SCHEDULES = ("cosine", "linear", "constant")
-SELECT_ON = ("valid", "heldout", "mean")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a fine-tuning run. Defaults follow the paper (METHOD.md §2)."""
-
-    method: str = "lora"                      # "lora" or "full"
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")  # or ("all-linear",)
-    loss: str = "kl"                          # kl | js | emd | ce
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    batch_size: int = 8
-    grad_accum: int = 1
-    epochs: float = 1.0
-    max_steps: int | None = None              # caps the step count from `epochs`
-    max_minutes: float | None = None          # wall-clock budget, summed over resumes
-    warmup_ratio: float = 0.05
-    schedule: str = "cosine"
-    max_grad_norm: float = 1.0
-    eval_every: int = 200                     # steps; 0 validates only at the end
-    eval_items: int | None = None             # a seeded subsample of valid, for speed
-    checkpoint_every: int = 25
-    seed: int = 0
-    # "bf16-autocast" runs training forward/backward in bfloat16 with float32 master weights
-    # (~1.4x faster on CPUs with AVX512-BF16, ~20x slower on CPUs that emulate bfloat16);
-    # "auto" uses it only where the device computes bfloat16 natively
-    # (surveytune.backends.precision).
-    # Validation and scoring stay float32.
-    precision: str = "auto"
-    # Prior-anchored prediction (surveytune.methods.priors): the letter logits are added to
-    # the log of a baseline computed from the training data; "none" is the paper's method.
-    prior: str = "none"
-    # Whole training populations held out (seeded) to validate unseen-population ability, and
-    # which validation loss chooses the checkpoint: "valid", "heldout" or "mean" of the two.
-    heldout_populations: int = 0
-    select_on: str = "valid"
-    # After training, fit how much of the model to add to the prior
-    # (surveytune.methods.calibration), on the validation items: one scale for seen questions,
-    # one for unseen ones.
-    calibrate: bool = False
-    # Recompute activations in backward instead of keeping them (less memory, ~30% slower);
-    # the prompt start is then run per row (a KV cache cannot be checkpointed).
-    gradient_checkpointing: bool = False
-    # 0: batches of random items; N: each batch holds the populations of about N questions,
-    # whose question part the question-first template computes once (surveytune.training.batches).
-    questions_per_batch: int = 0
-
-    def __post_init__(self) -> None:
-        self.target_modules = tuple(self.target_modules)
-        if self.method not in ("lora", "full"):
-            raise ValueError(f"method must be 'lora' or 'full', got {self.method!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
-        if self.prior not in PRIOR_NAMES:
-            raise ValueError(f"prior must be one of {', '.join(PRIOR_NAMES)}, got {self.prior!r}")
-        if self.select_on not in SELECT_ON:
-            raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}")
-        if self.select_on != "valid" and self.heldout_populations < 1:
-            raise ValueError(f"select_on={self.select_on!r} needs heldout_populations >= 1")
-        if self.questions_per_batch < 0:
-            raise ValueError("questions_per_batch must be at least 0")
-        for name in ("batch_size", "grad_accum", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+from surveytune.training.validation import fit_on_validation, validate
 
 
 def data_fingerprint(items: Sequence[SurveyItem]) -> str:

@@ -1,11 +1,9 @@
-"""Validation during training: pre-tokenised items with their targets and priors, the
-validation loss and metrics, and the calibration fit on the validation sets with the kept
-weights (:mod:`surveytune.methods.calibration`)."""
+"""Validation during training: the validation loss and metrics, and the calibration fit on
+the validation sets with the kept weights (:mod:`surveytune.methods.calibration`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,30 +14,8 @@ from surveytune.data.items import SurveyItem
 from surveytune.methods.calibration import Calibration, anchor, fit_calibration
 from surveytune.methods.metrics import METRIC_NAMES, metrics_table, summarize
 from surveytune.methods.priors import Prior, calibration_groups
-from surveytune.training.losses import LOSSES, padded_targets, scale_mask
-
-
-@dataclass
-class Batchable:
-    """Pre-tokenised prompts with their targets."""
-
-    token_ids: list[list[int]]
-    distributions: list[tuple[float, ...]]
-    # Each item's SurveyItem.scale_positions (the emd loss's ordered scale); None: all options.
-    scale_positions: list[tuple[int, ...] | None] | None = None
-    log_priors: list[np.ndarray] | None = None  # one per item when a prior anchors them
-    groups: list[str] | None = None  # each item's question (batches grouped by question)
-
-    def scale(self, idx: Sequence[int], width: int) -> torch.Tensor | None:
-        """The emd loss's ``scale`` mask for items ``idx`` (None when none is restricted)."""
-        if self.scale_positions is None:
-            return None
-        return scale_mask([self.scale_positions[i] for i in idx],
-                          [self.n_options[i] for i in idx], width)
-
-    @property
-    def n_options(self) -> list[int]:
-        return [len(d) for d in self.distributions]
+from surveytune.training.batches import Batchable
+from surveytune.training.losses import LOSSES, padded_targets
 
 
 def model_distributions(model: Any, data: Batchable, letter_ids: list[int], pad_id: int,
@@ -55,7 +31,7 @@ def validate(model: Any, valid: Batchable, items: Sequence[SurveyItem], letter_i
              ) -> tuple[dict[str, float], list[np.ndarray]]:
     """Validation loss (the training loss on these items) and the metrics of the data layer,
     as ``{name}_loss`` and ``{name}_{metric}``. ``config`` is the run's
-    :class:`~surveytune.training.recipe.TrainConfig` (its ``loss`` and ``batch_size``).
+    :class:`~surveytune.training.config.TrainConfig` (its ``loss`` and ``batch_size``).
 
     Also returns the model's own (prior-free) distributions: the prediction anchors them on
     the items' priors, and the calibration of the kept weights reuses them.
