@@ -22,6 +22,7 @@ from surveytune.report.charts import (
 )
 from surveytune.report.sections import (
     DIVERSITY_SENTENCE,
+    StudySections,
     budget_text,
     esc,
     methods,
@@ -125,7 +126,7 @@ def _charts_html(run: RunResults, run_dir: Path) -> list[str]:
     return out
 
 
-def render_html(run: RunResults, run_dir: Path) -> str:
+def render_html(run: RunResults, run_dir: Path, study: StudySections = StudySections()) -> str:
     """The whole page."""
     title = f"surveytune report: {run_dir.name}"
     summary = [("model", model_name(run)), ("budget", budget_text(run.budget)),
@@ -138,7 +139,7 @@ def render_html(run: RunResults, run_dir: Path) -> str:
             "beside the baselines and the paper's reported numbers.</p>",
             '<dl class="summary">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>"
                                              for k, v in summary) + "</dl>"]
-    for heading, blocks in sections(run):
+    for heading, blocks in sections(run, study):
         body.append(f"<h2>{esc(heading)}</h2>")
         for kind, content in blocks:
             if kind == "table":
@@ -159,11 +160,11 @@ def render_html(run: RunResults, run_dir: Path) -> str:
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report_html(run_dir: str | os.PathLike) -> Path:
+def write_report_html(run_dir: str | os.PathLike, study: StudySections = StudySections()) -> Path:
     """Write a self-contained ``report.html`` (inline CSS, embedded PNG charts) into the run
     folder; return its path."""
     run_dir = Path(run_dir).resolve()
     run = RunResults.read(run_dir)
     path = run_dir / "report.html"
-    atomic_write_text(path, render_html(run, run_dir))
+    atomic_write_text(path, render_html(run, run_dir, study))
     return path
