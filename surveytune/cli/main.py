@@ -422,7 +422,8 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
         resolve_model(model)
     except ModelError as exc:
         raise ModelError(f"--model: {exc}") from None
-    console.print(f"[bold]study {study_name}, budget {chosen.name}[/]: {chosen.description}")
+    console.print(f"[bold]study {study_name} ({spec.description}), budget {chosen.name}[/]: "
+                  f"{chosen.description}")
     study = Study(out, data_dir, budget=chosen, model=model, study=study_name,
                   log=lambda m: console.print(f"[bold cyan]{m}[/]"), backend=backend,
                   backend_options=options)
