@@ -28,7 +28,7 @@ from surveytune.data.splits import carve_populations, sample_by_question
 from surveytune.methods.metrics import metrics_table
 from surveytune.methods.stats import paired_bootstrap
 from surveytune.simulator import Simulator
-from surveytune.studies.runner import BUDGETS, study_splits
+from surveytune.studies.wvs import BUDGETS, study_splits
 from surveytune.training.recipe import _subsample
 
 ARMS = {  # name -> (prompt style, questions per batch); the first one run is the reference

@@ -33,7 +33,7 @@ def main() -> None:
     from scipy.spatial.distance import jensenshannon
 
     from surveytune.simulator import Simulator
-    from surveytune.studies.runner import study_splits
+    from surveytune.studies.wvs import study_splits
     from surveytune.training.recipe import TrainConfig
 
     splits = study_splits(args.data_dir, unseen_survey=False)

@@ -34,7 +34,7 @@ def main() -> None:
     from scipy.spatial.distance import jensenshannon
 
     from surveytune.simulator import Simulator
-    from surveytune.studies.runner import study_splits
+    from surveytune.studies.wvs import study_splits
 
     valid = study_splits(args.data_dir, unseen_survey=False)["valid"]
     items = [valid[i * (len(valid) // args.items)] for i in range(args.items)]

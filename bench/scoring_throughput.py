@@ -29,7 +29,7 @@ from surveytune.backends.scoring import encode, reference_score_token_ids, score
 from surveytune.data.items import make_item
 from surveytune.data.splits import sample_by_question
 from surveytune.simulator import Simulator
-from surveytune.studies.runner import study_splits
+from surveytune.studies.wvs import study_splits
 
 
 def timed(fn):

@@ -1,7 +1,7 @@
 """Peak memory (resident set) of LoRA training with the default budget's configuration.
 
 Runs ``surveytune.training.recipe.train`` for a few steps with the default budget's LoRA config
-(``surveytune.studies.runner.BUDGETS["default"].train``: r=16, all linear layers, dropout 0.05, KL,
+(``surveytune.studies.wvs.BUDGETS["default"].train``: r=16, all linear layers, dropout 0.05, KL,
 batch 8, bf16 autocast) on the longest items of the real train split (steps x 8 of them: the
 batches that set an epoch's peak; ``--first`` takes the epoch's first batches instead),
 validating on a seeded sample of valid at step 0 and at the end. It prints the process's peak
@@ -67,7 +67,8 @@ def main() -> None:
 
     import surveytune.training.recipe as training
     from surveytune.simulator import Simulator
-    from surveytune.studies.runner import BUDGETS, METHODS, study_splits
+    from surveytune.studies.budgets import RECIPES
+    from surveytune.studies.wvs import BUDGETS, study_splits
 
     print(f"after imports:          peak {_status_mb('VmHWM'):7.0f} MB")
     sim = Simulator.load(args.model)
@@ -80,7 +81,7 @@ def main() -> None:
     # some out, and the prior and calibration do not change what a step holds in memory.
     config = replace(BUDGETS["default"].train, max_steps=args.steps, eval_every=args.steps,
                      eval_items=args.eval_items, checkpoint_every=args.steps,
-                     gradient_checkpointing=args.gradient_checkpointing, **METHODS["paper"])
+                     gradient_checkpointing=args.gradient_checkpointing, **RECIPES["paper"])
     train_items = splits["train"]
     if not args.first:
         lengths = [len(ids) for ids in sim.tokenizer(sim.prompts(train_items))["input_ids"]]

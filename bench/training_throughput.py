@@ -26,7 +26,7 @@ import torch
 from surveytune.backends.precision import choose_precision, machine_summary
 from surveytune.backends.scoring import encode
 from surveytune.simulator import Simulator
-from surveytune.studies.runner import BUDGETS, study_splits
+from surveytune.studies.wvs import BUDGETS, study_splits
 from surveytune.training.batches import epoch_order
 from surveytune.training.memory import frozen_weights_cast
 from surveytune.training.recipe import Batchable, batch_loss, wrap_for_training

@@ -39,7 +39,7 @@ def test_embedded_model_is_converted_once_and_letters_are_single_tokens(default_
 
 @pytest.mark.skipif(data_dir() is None, reason="shared data not available")
 def test_real_items_efficient_equals_naive(default_sim):
-    from surveytune.studies.runner import study_splits
+    from surveytune.studies.wvs import study_splits
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

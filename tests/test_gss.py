@@ -14,7 +14,8 @@ from surveytune.data.items import DataError, make_item
 from surveytune.data.splits import GSS_SPLITS, gss_splits, held_out_groups
 from surveytune.methods.metrics import item_metrics, subpop_wd, subpop_wd_mean
 from surveytune.methods.prompts import SUBGROUP_EN, build_prompt, subgroup_phrase, template_for
-from surveytune.studies.runner import GSS_BUDGETS, Budget, Study
+from surveytune.studies import gss
+from surveytune.studies.runner import Budget, Study
 from surveytune.training.recipe import TrainConfig
 
 GROUPS = {"POLPARTY": ("Democrat", "Republican"), "SEX": ("Male", "Female"),
@@ -158,13 +159,9 @@ TINY_GSS = Budget("tiny-gss", "test budget",
 
 
 def test_gss_study_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
-    import surveytune.studies.runner as study
-
     data = make_gss_dir(tmp_path / "data")
     # 7 groups in 3 attributes: hold out 2 groups (the real study holds out 6 of 22)
-    monkeypatch.setattr(study, "gss_study_splits",
-                        lambda d, seed=0: gss_splits(study.load_gss(
-                            study.find_data_file(d, "gss")), held_groups=2, seed=seed))
+    monkeypatch.setattr(gss, "HELD_GROUPS", 2)
     out = tmp_path / "run"
     results = Study(out, data, budget=TINY_GSS, model=str(tiny_model_dir), study="gss",
                     log=lambda m: None).run()
@@ -197,9 +194,9 @@ def test_gss_study_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
 
 def test_gss_budgets_score_only_test_splits_below_full():
     for name in ("quick", "default"):
-        assert "valid" not in GSS_BUDGETS[name].splits
-        assert set(GSS_BUDGETS[name].splits) == {"test_questions", "test_groups", "test_both"}
-    assert "valid" in GSS_BUDGETS["full"].splits
+        assert "valid" not in gss.BUDGETS[name].splits
+        assert set(gss.BUDGETS[name].splits) == {"test_questions", "test_groups", "test_both"}
+    assert "valid" in gss.BUDGETS["full"].splits
 
 
 def test_unknown_study_is_refused(tmp_path):
@@ -222,6 +219,8 @@ def test_cli_study_flag(tmp_path, monkeypatch, capsys):
 
     code, err = run("reproduce", "--study", "pew", "--out", tmp_path / "a")
     assert code == 2 and err.startswith("error: --study: must be one of wvs, gss")
+    code, err = run("reproduce", "--recipe", "lora", "--out", tmp_path / "a")
+    assert code == 2 and err.startswith("error: --recipe: must be one of anchored, paper")
     # the GSS study needs only the GSS file: the WVS files are not asked for
     code, err = run("reproduce", "--study", "gss", "--data-dir", tmp_path / "empty",
                     "--out", tmp_path / "b")

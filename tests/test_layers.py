@@ -6,12 +6,13 @@ functions, goes to the module's own package or a lower one, and no imports form 
     backends   the scoring interface and registry, hf, openai, scoring, models, adapters
     training   the recipe, batches, losses, validation, memory, distributed
     simulator  the public Simulator (a module at the top)
-    report     results.md sections, report.html, charts, tables, goals
-    studies    budgets and the study runner
+    report     results.md sections (with the hooks a study fills in), report.html, charts, tables
+    studies    budgets and recipes, the study specs and their registry, the study runner
     cli        the command line; ``__init__`` (the public API re-exports) and ``__main__``
 
 The report sits under the studies: the runner writes ``results.md`` and ``report.html``, and
-the report reads the run folder through ``data.records`` only, never a study.
+the report reads the run folder through ``data.records`` only, never a study (a study hands its
+own sections in).
 """
 
 from __future__ import annotations

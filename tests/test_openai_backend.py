@@ -49,7 +49,7 @@ def api_key(monkeypatch):
 
 
 def real_items(n: int = 30) -> list:
-    from surveytune.studies.runner import study_splits
+    from surveytune.studies.wvs import study_splits
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

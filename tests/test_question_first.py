@@ -161,13 +161,15 @@ def test_batches_grouped_by_question_cover_the_epoch_once(questions_per_batch):
     assert np.mean([n == questions_per_batch for n in per_batch]) >= 0.6
 
 
-def test_budgets_prompt_question_first_and_the_paper_method_keeps_the_papers():
-    from surveytune.studies.budgets import BUDGETS, GSS_BUDGETS, with_method
+def test_budgets_prompt_question_first_and_the_paper_recipe_keeps_the_papers():
+    from surveytune.studies.budgets import with_recipe
+    from surveytune.studies.gss import BUDGETS as GSS_BUDGETS
+    from surveytune.studies.wvs import BUDGETS
 
     for budget in BUDGETS.values():
         assert budget.prompt == "question-first" and budget.train.questions_per_batch == 1
         assert budget.train.precision == "auto"
-        paper = with_method(budget, "paper")
+        paper = with_recipe(budget, "paper")
         assert paper.prompt == "paper" and paper.train.questions_per_batch == 0
         assert paper.name == f"{budget.name}-paper"
     assert all(b.prompt == "paper" for b in GSS_BUDGETS.values())

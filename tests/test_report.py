@@ -13,7 +13,6 @@ from surveytune.data.items import DataError
 from surveytune.data.records import PredictionRecord, RunResults, TrainingRecord, write_predictions
 from surveytune.methods.metrics import item_metrics
 from surveytune.report.build import (
-    PAPER_TABLE4,
     build_report,
     findings,
     load_predictions,
@@ -21,6 +20,10 @@ from surveytune.report.build import (
     sample_items,
     write_results_md,
 )
+from surveytune.studies.registry import get_study
+from surveytune.studies.wvs_paper import PAPER_TABLE4
+
+WVS = get_study("wvs").report()  # the WVS study's sections: goals, the paper's tables
 
 MODEL = "synthetic/TinyModel-7"
 SPLITS = ("valid", "test_1", "test_2", "test_4", "test_5", "test_7", "goqa")
@@ -87,7 +90,7 @@ def make_run(root: Path, fine_tuned: bool = True, training: bool = True) -> Path
 
 def test_build_report_writes_both_files(tmp_path):
     run = make_run(tmp_path)
-    md_path, html_path = build_report(run)
+    md_path, html_path = build_report(run, WVS)
     assert md_path == run / "results.md" and md_path.is_file()
     assert html_path == run / "report.html" and html_path.is_file()
 
@@ -133,7 +136,7 @@ def test_partial_results_without_models(tmp_path):
     data["eval_items_per_split"] = None
     del data["diversity"]
     (run / "results.json").write_text(json.dumps(data), encoding="utf-8")
-    md_path, html_path = build_report(run)
+    md_path, html_path = build_report(run, WVS)
     md = md_path.read_text(encoding="utf-8")
     assert "Scores are on the full splits." in md
     assert "(1 of 5)" in md  # our avg over the one Table-4 column present
@@ -213,7 +216,7 @@ def test_a_registered_baseline_reaches_every_table(tmp_path, monkeypatch):
     data["results"] += [{**row, "method": "toy-mean", "1-jsd": 0.5}
                         for row in data["results"] if row["method"] == "uniform"]
     (run / "results.json").write_text(json.dumps(data))
-    md = build_report(run)[0].read_text(encoding="utf-8")
+    md = build_report(run, WVS)[0].read_text(encoding="utf-8")
     assert "`toy-mean`: per question, the mean of the toy populations" in md
     assert "| (baseline, no model) | toy-mean | this run |" in md
     # the competitors the run has rows for (this fixture has no region-mean/population-style)
@@ -243,7 +246,7 @@ def test_records_round_trip_and_refuse_missing_fields(tmp_path):
 
 
 def test_goals_say_met_or_missed_with_the_numbers(tmp_path):
-    from surveytune.report.goals import goal_lines
+    from surveytune.studies.wvs_goals import goal_lines
 
     def row(method, split, value):
         return {"method": method, "split": split, "n": 10, "1-jsd": value}
@@ -270,12 +273,12 @@ def test_goals_say_met_or_missed_with_the_numbers(tmp_path):
     assert goal_lines(RunResults.from_dict(run))[2].startswith("MISSED: test_2 between")
     # results.md lists them under their own heading
     (tmp_path / "results.json").write_text(json.dumps(run))
-    text = write_results_md(tmp_path).read_text()
+    text = write_results_md(tmp_path, WVS).read_text()
     assert "## Goals: met or missed" in text and "MISSED: test_2 (unseen countries)" in text
 
 
 def test_goals_met_by_the_prior_alone_say_so():
-    from surveytune.report.goals import goal_lines
+    from surveytune.studies.wvs_goals import goal_lines
 
     run = {"results": [{"method": "fine-tuned", "split": "test_1", "n": 5, "1-jsd": 0.74},
                        {"method": "uniform", "split": "test_1", "n": 5, "1-jsd": 0.73},

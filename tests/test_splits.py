@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from surveytune.data.items import DataError, make_item
-from surveytune.data.loaders import find_data_file, load_wvs_unified, wvs_paper_split_labels
+from surveytune.data.loaders import (
+    find_data_file,
+    load_items,
+    load_wvs_unified,
+    wvs_paper_split_labels,
+)
+from surveytune.data.split_names import SPLIT_TABLE
 from surveytune.data.splits import (
     C1,
     C2,
@@ -16,7 +22,6 @@ from surveytune.data.splits import (
     EXCLUDED_QIDS,
     PAPER_COUNTRIES,
     PAPER_SPLITS,
-    SPLIT_DESCRIPTIONS,
     build_paper_splits,
     holdout_splits,
     paper_split_names,
@@ -50,7 +55,7 @@ def test_country_sets():
     assert C2 & C3 == {"Nigeria", "Morocco"}
     assert C1.isdisjoint(C2 | C3) and C1 | C2 | C3 == PAPER_COUNTRIES
     assert EXCLUDED_QIDS == {82, 223, *range(94, 106)}
-    assert set(PAPER_SPLITS) <= set(SPLIT_DESCRIPTIONS)
+    assert set(PAPER_SPLITS) <= set(SPLIT_TABLE)
 
 
 @pytest.mark.parametrize("country, qid, expected", [
@@ -159,3 +164,52 @@ def test_sample_questions_is_stratified_seeded_and_shared_across_splits():
     assert kept != sample_questions(splits, 0.25, seed=4)
     with pytest.raises(ValueError, match="fraction"):
         sample_questions(splits, 0.0)
+
+
+def test_every_split_name_is_one_make_item_accepts():
+    from surveytune.data.items import SPLITS
+    from surveytune.data.splits import GSS_SPLITS, HOLDOUT_SPLITS, UNSEEN_SURVEY
+    from surveytune.studies.registry import get_study, study_names
+
+    assert SPLITS == tuple(SPLIT_TABLE)
+    produced = {*PAPER_SPLITS, UNSEEN_SURVEY, *GSS_SPLITS, *HOLDOUT_SPLITS}
+    for name in study_names():
+        produced |= set(get_study(name).splits)
+    assert produced <= set(SPLITS)
+    item = grid(["P"], ["q"])[0]
+    for name in produced:
+        assert make_item(**{**item.to_dict(), "split": name}).split == name
+
+
+NOT_LOADABLE = {"goqa": "27 Pew items repeat an option label: allowed in the public file, "
+                        "refused in a JSONL file"}
+"""Splits whose canonical JSONL does not load back, and why (a known gap, not a split name)."""
+
+
+@pytest.mark.parametrize("study", ["wvs", "gss"])
+def test_real_study_splits_load_back_as_written(study, tmp_path):
+    """Every split a study builds, written as canonical JSONL, loads back equal (the
+    distributions to 1e-15: loading renormalises them again)."""
+    import warnings
+
+    from surveytune.data.items import DataWarning, write_jsonl
+    from surveytune.studies.registry import get_study
+
+    root = data_dir()
+    if root is None:
+        pytest.skip("no shared data directory")
+    spec = get_study(study)
+    whole = [b for b in spec.budgets.values() if b.question_fraction is None]
+    widest = max(whole, key=lambda budget: len(budget.splits))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        splits = spec.build_splits(root, widest, lambda message: None)
+    assert set(widest.splits) <= set(splits) and set(splits) <= set(spec.splits)
+    for name, items in splits.items():
+        if name in NOT_LOADABLE:
+            continue
+        write_jsonl(items, tmp_path / f"{name}.jsonl")
+        back = load_items(tmp_path / f"{name}.jsonl")
+        assert [i.replace(distribution=o.distribution) for i, o in zip(back, items)] == items
+        assert all(i.distribution == pytest.approx(o.distribution, abs=1e-15)
+                   for i, o in zip(back, items)), name

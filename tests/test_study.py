@@ -9,7 +9,8 @@ import pytest
 
 from surveytune.backends.precision import choose_precision
 from surveytune.data.records import read_predictions
-from surveytune.studies.runner import Budget, Study, restrict_to_questions, study_splits
+from surveytune.studies.runner import Budget, Study
+from surveytune.studies.wvs import restrict_to_questions, study_splits
 from surveytune.training.recipe import TrainConfig
 
 COUNTRIES = ("Andorra", "Argentina", "Kenya", "Mexico")  # C1, C1, C2, C3

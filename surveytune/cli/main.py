@@ -133,7 +133,7 @@ def data_splits(out: Annotated[Path, typer.Option(help="Folder for the split fil
                 data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False):
     """Write train, valid, test_1..test_7 and goqa as canonical JSONL files."""
     from surveytune.data import runfolder
-    from surveytune.studies.runner import study_splits
+    from surveytune.studies.wvs import study_splits
 
     runfolder.check(out, "splits")
     splits = study_splits(data_dir)  # everything is loaded and checked before writing
@@ -177,7 +177,7 @@ def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the result
     from surveytune.data.splits import select_splits
     from surveytune.methods.baselines import BaselineOptions, evaluate_baselines
     from surveytune.report.build import results_table
-    from surveytune.studies.runner import HAVE_TEST_ROWS, study_splits
+    from surveytune.studies.wvs import HAVE_TEST_ROWS, study_splits
 
     with _flags_named():
         BaselineOptions(ceiling_n=ceiling_n, seed=seed)  # bad flags refused before any data
@@ -403,10 +403,10 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
               budget: Annotated[str, typer.Option(help="quick (<10 min), default (one epoch, "
                                                        "<90 min) or full.")] = "quick",
               data_dir: DataDir = DEFAULT_DATA_DIR, model: ModelOpt = "smollm2-135m-instruct",
-              study_name: Annotated[str, typer.Option(
-                  "--study", help="wvs (the paper's WVS countries) or gss (SubPOP's GSS 2022 "
-                                  "US subgroups).")] = "wvs",
-              method: Annotated[Optional[str], typer.Option(
+              study_name: Annotated[Optional[str], typer.Option(
+                  "--study", help="wvs (the paper's WVS countries, the default) or gss "
+                                  "(SubPOP's GSS 2022 US subgroups).")] = None,
+              recipe: Annotated[Optional[str], typer.Option(
                   help="How to fine-tune: anchored (prior-anchored, calibrated; the WVS "
                        "budgets' own) or paper (the paper's method as this study ran it "
                        "before; the GSS budgets' own).")] = None,
@@ -423,29 +423,29 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
     from surveytune.data import runfolder
     from surveytune.data.loaders import find_data_file
     from surveytune.report.build import results_table
-    from surveytune.studies.runner import METHODS, STUDIES, STUDY_BUDGETS, Study, with_method
+    from surveytune.studies.budgets import RECIPES, with_recipe
+    from surveytune.studies.registry import DEFAULT_STUDY, get_study, study_names
+    from surveytune.studies.runner import Study
 
     console = Console(stderr=True)
-    _flag("--study", study_name, choices=STUDIES)
-    budgets = STUDY_BUDGETS[study_name]
-    _flag("--budget", budget, choices=tuple(budgets))
-    _flag("--method", method, choices=tuple(METHODS), optional=True)
-    chosen = with_method(budgets[budget], method)
+    study_name = study_name or DEFAULT_STUDY
+    _flag("--study", study_name, choices=study_names())
+    spec = get_study(study_name)
+    _flag("--budget", budget, choices=tuple(spec.budgets))
+    _flag("--recipe", recipe, choices=tuple(RECIPES), optional=True)
+    chosen = with_recipe(spec.budgets[budget], recipe)
     options = backend_options(backend, device=device, base_url=base_url, tokenizer=tokenizer,
                                top_logprobs=top_logprobs, concurrency=concurrency)
-    out = out or Path("runs") / (chosen.name if study_name == "wvs"
-                                 else f"{study_name}-{chosen.name}")
-    needed = ["gss"] if study_name == "gss" else ["wvs", "goqa"]
-    if "valid_zh" in chosen.splits:
-        needed.append("paper-valid-zh")
-    for name in needed:
+    out = out or spec.run_folder(chosen)
+    for name in spec.data_files(chosen):
         find_data_file(data_dir, name)
     runfolder.check(out, "reproduce")
     try:
         resolve_model(model)
     except ModelError as exc:
         raise ModelError(f"--model: {exc}") from None
-    console.print(f"[bold]study {study_name}, budget {chosen.name}[/]: {chosen.description}")
+    console.print(f"[bold]study {study_name} ({spec.description}), budget {chosen.name}[/]: "
+                  f"{chosen.description}")
     study = Study(out, data_dir, budget=chosen, model=model, study=study_name,
                   log=lambda m: console.print(f"[bold cyan]{m}[/]"), backend=backend,
                   backend_options=options)
@@ -458,9 +458,12 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
 @app.command()
 def report(run_dir: Path):
     """Rebuild results.md and report.html from a finished run folder."""
+    from surveytune.data.records import RunResults
     from surveytune.report.build import build_report
+    from surveytune.studies.registry import get_study
 
-    for path in build_report(run_dir):
+    study = get_study(RunResults.read(run_dir).study)
+    for path in build_report(run_dir, study.report()):
         typer.echo(f"wrote {path}")
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from surveytune.data.split_names import SPLIT_TABLE
+
 LETTERS = string.ascii_uppercase
 """Option letters, in order. An item may have at most ``len(LETTERS)`` options."""
 
@@ -33,9 +35,8 @@ prompt."""
 LANGUAGES = ("en", "zh")
 """Languages with a prompt template (see :mod:`surveytune.methods.prompts`)."""
 
-SPLITS = ("train", "valid", "test", "test_1", "test_2", "test_3", "test_4", "test_5", "test_6",
-          "test_7", "goqa", "test_questions", "test_populations", "test_both")
-"""Known ``split`` values: the paper's splits, the unseen survey, and ``data holdout``'s."""
+SPLITS = tuple(SPLIT_TABLE)
+"""Known ``split`` values: every name of :data:`surveytune.data.split_names.SPLIT_TABLE`."""
 
 MAX_QUESTION_CHARS = 10_000
 """A question text longer than this is refused at load time (no survey question is that long)."""

@@ -152,7 +152,9 @@ class RunResults:
     question_fraction: float | None = None
     evaluated: dict[str, int] = field(default_factory=dict)
     order_consistency: list[OrderRow] = field(default_factory=list)
-    study: str = "wvs"  # "wvs" (countries) or "gss" (US subgroups)
+    # The study's registry name (surveytune.studies.registry); "" in results.json written
+    # before it was recorded, which only the WVS study wrote.
+    study: str = ""
     # SubPOP-comparable Wasserstein distance per split and method:
     # {"split", "method", "n_ordinal", "wd_subpop"} (see metrics.SUBPOP_WD_DESCRIPTION)
     subpop_wd: list[dict[str, Any]] = field(default_factory=list)
@@ -193,7 +195,7 @@ class RunResults:
                    note=raw.get("note") or "",
                    eval_items_per_split=raw.get("eval_items_per_split"),
                    question_fraction=raw.get("question_fraction"),
-                   evaluated=raw.get("evaluated") or {}, study=raw.get("study") or "wvs",
+                   evaluated=raw.get("evaluated") or {}, study=raw.get("study") or "",
                    subpop_wd=[_object(w, path, ("split", "method"))
                               for w in raw.get("subpop_wd") or []],
                    language_pairs=[_object(x, path, ("population", "question_id"))

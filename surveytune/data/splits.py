@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from surveytune.data.items import DataError, SurveyItem
+from surveytune.data.split_names import SPLIT_TABLE
 
 PAPER_COUNTRIES = frozenset({
     "Albania", "Andorra", "Argentina", "Armenia", "Australia", "Austria", "Azerbaijan",
@@ -53,57 +54,33 @@ PAPER_SPLITS = ("train", "valid", "test_1", "test_2", "test_3", "test_4", "test_
 UNSEEN_SURVEY = "goqa"
 """GlobalOpinionQA's Pew rows (its WVS rows removed), as the unseen-survey split."""
 
+PAPER_EVAL_SPLITS = (*PAPER_SPLITS[1:], UNSEEN_SURVEY)
+"""The splits a model of the paper's study is scored on: all but train, and the unseen survey."""
+
 GSS_SPLITS = ("train", "valid", "test_questions", "test_groups", "test_both")
 """The splits of :func:`gss_splits`, in report order."""
 
 HOLDOUT_SPLITS = ("train", "test_questions", "test_populations", "test_both")
 """The splits of :func:`holdout_splits`."""
 
-SPLIT_DESCRIPTIONS = {
-    "train": "C1×Q1 training countries and questions",
-    "valid": "C1×Q2 unseen questions",
-    "test_1": "C1×Q3 unseen questions",
-    "test_2": "C2×Q1 unseen countries",
-    "test_3": "C2×Q2 unseen countries and questions",
-    "test_4": "C2×Q3 unseen countries and questions",
-    "test_5": "C3×Q1 unseen countries",
-    "test_6": "C3×Q2 unseen countries and questions",
-    "test_7": "C3×Q3 unseen countries and questions",
-    UNSEEN_SURVEY: "unseen survey: GlobalOpinionQA Pew rows",
-    "test_questions": "unseen questions, seen populations",
-    "test_groups": "unseen subgroups, seen questions",
-    "valid_zh": "valid in the paper's Chinese prompt (same items as valid's sample)",
-    "test_populations": "unseen populations, seen questions",
-    "test_both": "unseen populations and questions",
-}
-"""A short description of every split name, for reports; its order is the order of reports."""
-
-SPLIT_ORDER = tuple(SPLIT_DESCRIPTIONS)
+SPLIT_ORDER = tuple(SPLIT_TABLE)
+"""The order of reports: :data:`~surveytune.data.split_names.SPLIT_TABLE`'s."""
 
 
 def split_sort_key(name: str) -> tuple[int, str]:
     """Known splits in :data:`SPLIT_ORDER`, then any other name alphabetically."""
-    if name in SPLIT_DESCRIPTIONS:
+    if name in SPLIT_TABLE:
         return (SPLIT_ORDER.index(name), "")
     return (len(SPLIT_ORDER), name)
 
 
-GSS_SPLIT_DESCRIPTIONS = {
-    "train": "training subgroups and questions",
-    "valid": "unseen questions, training subgroups (chooses the checkpoint)",
-    "test_questions": "unseen questions, training subgroups",
-    "test_groups": "unseen subgroups, training questions",
-    "test_both": "unseen subgroups and questions",
-}
-"""The GSS study's words for its splits (:func:`gss_splits`), where they differ."""
+def split_description(name: str, wording: Mapping[str, str] | None = None) -> str:
+    """What a split holds, for reports: a study's own ``wording`` for it where it has one,
+    else :data:`~surveytune.data.split_names.SPLIT_TABLE`'s ("" for a name we do not know)."""
+    if wording and name in wording:
+        return wording[name]
+    return SPLIT_TABLE.get(name, "")
 
-
-def split_description(name: str, study: str = "wvs") -> str:
-    """What a split holds, for reports ("" for a name we do not know); ``study="gss"``
-    describes the GSS subgroup study's splits."""
-    if study == "gss" and name in GSS_SPLIT_DESCRIPTIONS:
-        return GSS_SPLIT_DESCRIPTIONS[name]
-    return SPLIT_DESCRIPTIONS.get(name, "")
 
 _GRID = {
     ("C1", 0): "train", ("C1", 1): "valid", ("C1", 2): "test_1",

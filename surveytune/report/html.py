@@ -20,6 +20,7 @@ from surveytune.report.charts import (
 )
 from surveytune.report.sections import (
     DIVERSITY_SENTENCE,
+    StudySections,
     budget_text,
     esc,
     methods,
@@ -123,7 +124,7 @@ def _charts_html(run: RunResults, run_dir: Path) -> list[str]:
     return out
 
 
-def render_html(run: RunResults, run_dir: Path) -> str:
+def render_html(run: RunResults, run_dir: Path, study: StudySections = StudySections()) -> str:
     """The whole page."""
     title = f"surveytune report: {run_dir.name}"
     summary = [("model", model_name(run)), ("budget", budget_text(run.budget)),
@@ -136,7 +137,7 @@ def render_html(run: RunResults, run_dir: Path) -> str:
             "beside the baselines and the paper's reported numbers.</p>",
             '<dl class="summary">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>"
                                              for k, v in summary) + "</dl>"]
-    for heading, blocks in sections(run):
+    for heading, blocks in sections(run, study):
         body.append(f"<h2>{esc(heading)}</h2>")
         for kind, content in blocks:
             if kind == "table":

@@ -2,18 +2,21 @@
 
 Built from a run's :class:`~surveytune.data.records.RunResults` only; method and split names,
 order and descriptions come from ``methods.baselines`` and ``data.splits``. :func:`sections`
-lists them in order; ``report.build`` writes them as markdown, ``report.html`` as HTML.
+lists them in order; ``report.build`` writes them as markdown, ``report.html`` as HTML. What
+only one study says (the WVS study's goals and paper tables, the GSS study's Wasserstein
+table) comes from that study as :class:`StudySections`; the report imports no study.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from surveytune.data.records import RunResults
-from surveytune.data.splits import UNSEEN_SURVEY, split_description, split_sort_key
+from surveytune.data.splits import split_description, split_sort_key
 from surveytune.methods.baselines import (
     FINE_TUNED,
     MODEL_METHODS,
@@ -22,14 +25,7 @@ from surveytune.methods.baselines import (
     method_description,
     method_sort_key,
 )
-from surveytune.methods.metrics import (
-    METRIC_DESCRIPTIONS,
-    METRIC_NAMES,
-    SUBPOP_WD,
-    SUBPOP_WD_DESCRIPTION,
-)
-from surveytune.report import paper as reported
-from surveytune.report.goals import goal_lines
+from surveytune.methods.metrics import METRIC_DESCRIPTIONS, METRIC_NAMES
 
 
 def diversity_sources() -> tuple[str, ...]:
@@ -129,7 +125,7 @@ def splits(run: RunResults) -> list[str]:
     return sorted({row.split for row in run.results}, key=split_sort_key)
 
 
-def _split_n(run: RunResults) -> dict[str, str]:
+def split_n(run: RunResults) -> dict[str, str]:
     """split -> item count as printed (a range when methods were scored on different counts)."""
     counts: dict[str, set[int]] = {}
     for row in run.results:
@@ -137,42 +133,20 @@ def _split_n(run: RunResults) -> dict[str, str]:
     return {s: (str(min(c)) if len(c) == 1 else f"{min(c)}-{max(c)}") for s, c in counts.items()}
 
 
-def _row_kind(method: str) -> str:
+def row_kind(method: str) -> str:
+    """A table row's CSS kind: "" for the models, "ref" for the baselines."""
     return "" if method in MODEL_METHODS else "ref"
 
 
-def table4(run: RunResults) -> Tab:
-    """The paper's Table 4 layout: the paper's rows, then this run's rows for every method."""
-    n = _split_n(run)
-    headers = ["model", "method", "source"]
-    headers += [f"{split} {paper}" + (f" (n={n[split]})" if split in n else "")
-                for split, paper in reported.PAPER_TABLE4_COLUMNS]
-    headers.append("avg")
-    tab = Tab(headers, [False] * 3 + [True] * (len(reported.PAPER_TABLE4_COLUMNS) + 1))
-    for row in reported.PAPER_TABLE4:
-        tab.add([row["model"], row["method"], "paper, reported",
-                 *[fmt(row["scores"].get(split)) for split, _ in reported.PAPER_TABLE4_COLUMNS],
-                 fmt(row["avg"])], "paper")
-    by_method = scores(run)
-    for method in methods(run):
-        values = [by_method[method].get(split) for split, _ in reported.PAPER_TABLE4_COLUMNS]
-        present = [v for v in values if v is not None]
-        avg = fmt(sum(present) / len(present)) if present else ""
-        if present and len(present) < len(values):
-            avg += f" ({len(present)} of {len(values)})"
-        model = model_name(run) if method in MODEL_METHODS else "(baseline, no model)"
-        tab.add([model, method, "this run", *[fmt(v) for v in values], avg], _row_kind(method))
-    return tab
-
-
-def splits_table(run: RunResults) -> Tab:
-    """1-jsd of every method on every split, with n and what the split holds."""
+def splits_table(run: RunResults, wording: Mapping[str, str] | None = None) -> Tab:
+    """1-jsd of every method on every split, with n and what the split holds (in a study's
+    own ``wording`` where it has one)."""
     names = methods(run)
-    n = _split_n(run)
+    n = split_n(run)
     by_method = scores(run)
     tab = Tab(["split", "holds", "n", *names], [False, False, True] + [True] * len(names))
     for split in splits(run):
-        tab.add([split, split_description(split, run.study), n[split],
+        tab.add([split, split_description(split, wording), n[split],
                  *[fmt(by_method[m].get(split)) for m in names]])
     return tab
 
@@ -206,7 +180,7 @@ def metrics_average_table(run: RunResults) -> tuple[Tab, list[str]]:
             weight = sum(w for _, w in pairs)
             ok = pairs and len(pairs) == len(rows) and weight
             cells.append(fmt(sum(v * w for v, w in pairs) / weight) if ok else "")
-        tab.add([method, total, *cells], _row_kind(method))
+        tab.add([method, total, *cells], row_kind(method))
     return tab, common
 
 
@@ -237,7 +211,7 @@ def diversity_table(run: RunResults) -> Tab | None:
             gap = (value - human) if source != "human" and None not in (value, human) else None
             tab.add([split, source, fmt(value), "" if gap is None else f"{gap:+.3f}",
                      fmt(row[source].get("mean_normalised_entropy"))],
-                    "" if source == "human" else _row_kind(source))
+                    "" if source == "human" else row_kind(source))
     return tab
 
 
@@ -249,102 +223,8 @@ def order_table(run: RunResults) -> Tab | None:
               [False, False, True, True, True])
     for row in run.order_consistency:
         tab.add([row.split, row.method, row.n, f"{row.top_option_agreement:.0%}",
-                 fmt(row.similarity)], _row_kind(row.method))
+                 fmt(row.similarity)], row_kind(row.method))
     return tab
-
-
-def pew_table(run: RunResults) -> Tab | None:
-    """The unseen-survey split beside the paper's Table 6."""
-    by_method = scores(run)
-    if not any(UNSEEN_SURVEY in v for v in by_method.values()):
-        return None
-    n = _split_n(run).get(UNSEEN_SURVEY, "")
-    tab = Tab(["method", f"paper, reported ({reported.PAPER_TABLE6_MODEL}, Table 6)",
-               f"this run ({UNSEEN_SURVEY}, n={n})"], [False, True, True])
-    for method in methods(run):
-        if UNSEEN_SURVEY in by_method[method]:
-            tab.add([method, fmt(reported.PAPER_TABLE6.get(method)),
-                     fmt(by_method[method][UNSEEN_SURVEY])], _row_kind(method))
-    return tab
-
-
-SUBPOP_SENTENCE = (
-    "SubPOP (Suh et al. 2025) reports a Wasserstein distance on OpinionQA (Pew ATP), not on "
-    "the GSS: Mistral-7B fine-tuned .096, uniform .178, human bound .031 (METHOD.md §8). Ours "
-    "is defined above on this run's GSS items; set it beside theirs for scale only (another "
-    "survey, other subgroups and questions, a 135M model). Not read from SubPOP's code: our "
-    "definition, per their description of an ordinal WD normalised to [0, 1].")
-
-
-def subpop_wd_table(run: RunResults) -> Tab | None:
-    """The SubPOP-comparable Wasserstein distance of every method on every split."""
-    if not run.subpop_wd:
-        return None
-    by_split: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in run.subpop_wd:
-        by_split.setdefault(row["split"], {})[row["method"]] = row
-    names = sorted({row["method"] for row in run.subpop_wd}, key=method_sort_key)
-    tab = Tab(["split", "ordinal items", *names], [False, True] + [True] * len(names))
-    for split in sorted(by_split, key=split_sort_key):
-        rows = by_split[split]
-        n = {r.get("n_ordinal") for r in rows.values()}
-        tab.add([split, "-".join(str(v) for v in sorted(n)),
-                 *[fmt(rows.get(m, {}).get(SUBPOP_WD)) for m in names]])
-    return tab
-
-
-LANGUAGE_SENTENCE = (
-    "The same valid items (country x question) scored with the paper's English prompt "
-    "(`valid`, questions from the unified WVS file) and the paper's Chinese prompt "
-    "(`valid_zh`, the paper's `sft_wvs_zh_valid.json`; its closing sentence is our "
-    "translation). Fine-tuning saw English prompts only.")
-
-
-def language_table(run: RunResults) -> Tab | None:
-    """1-jsd of every method on valid (English) and valid_zh (Chinese), paired items."""
-    by_method = scores(run)
-    if not any("valid_zh" in v for v in by_method.values()):
-        return None
-    n = _split_n(run)
-    tab = Tab(["method", f"valid, English (n={n.get('valid', '')})",
-               f"valid_zh, Chinese (n={n.get('valid_zh', '')})", "Chinese - English"],
-              [False, True, True, True])
-    for method in methods(run):
-        en, zh = by_method[method].get("valid"), by_method[method].get("valid_zh")
-        if en is None and zh is None:
-            continue
-        gap = f"{zh - en:+.3f}" if en is not None and zh is not None else ""
-        tab.add([method, fmt(en), fmt(zh), gap], _row_kind(method))
-    return tab
-
-
-def _top(values: Sequence[float]) -> str:
-    return chr(ord("A") + max(range(len(values)), key=lambda i: values[i])) if values else ""
-
-
-def language_items_table(run: RunResults) -> Tab | None:
-    """A few items side by side: each model's English and Chinese 1-jsd and top option."""
-    if not run.language_pairs:
-        return None
-    shown = [m for m in MODEL_METHODS if f"{m} en" in run.language_pairs[0]]
-    headers = ["country", "question (English / Chinese)", "human top"]
-    headers += [f"{m} {lang}" for m in shown for lang in ("en", "zh")]
-    tab = Tab(headers, [False, False, False] + [True] * 2 * len(shown))
-    for pair in run.language_pairs:
-        question = f"{pair['question_id']}: {_short(pair.get('question_en', ''))} / " \
-                   f"{_short(pair.get('question_zh', ''))}"
-        cells = []
-        for method in shown:
-            for lang in ("en", "zh"):
-                cells.append(f"{fmt(pair.get(f'{method} {lang} 1-jsd'))} "
-                             f"({_top(pair.get(f'{method} {lang}', []))})")
-        tab.add([pair["population"], question, _top(pair.get("human", [])), *cells])
-    return tab
-
-
-def _short(text: str, limit: int = 60) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def subsample_sentence(run: RunResults) -> str:
@@ -390,7 +270,8 @@ def setup_text(run: RunResults) -> str:
     return "; ".join(parts)
 
 
-def findings(run: RunResults, metric: str = "1-jsd") -> list[str]:
+def findings(run: RunResults, metric: str = "1-jsd",
+             wording: Mapping[str, str] | None = None) -> list[str]:
     """One sentence per split: how fine-tuned compares with zero-shot and the competitors.
 
     Written from the numbers (nothing is hard-coded), so a reader sees at once whether the
@@ -413,50 +294,52 @@ def findings(run: RunResults, metric: str = "1-jsd") -> list[str]:
             verdict.append("beats " + ", ".join(beats))
         if below:
             verdict.append("is not above " + ", ".join(below))
-        lines.append(f"{split} ({split_description(split, run.study)}): fine-tuned {fmt(value)} "
+        lines.append(f"{split} ({split_description(split, wording)}): fine-tuned {fmt(value)} "
                      + "; ".join(verdict) + ".")
     return lines
 
 
 Section = tuple[str, list[tuple[str, Any]]]
+SectionHook = Callable[[RunResults], list[Section]]
 
 
-def sections(run: RunResults) -> list[Section]:
+def no_sections(run: RunResults) -> list[Section]:  # noqa: ARG001
+    """A study's hook that adds no section."""
+    return []
+
+
+def study_section(run: RunResults) -> list[Section]:
+    """What a study without opening sections of its own says after the findings."""
+    return [("The study", [("p", f"Study `{run.study}`: {run.note}"),
+                           ("note", subsample_sentence(run))])]
+
+
+@dataclass(frozen=True)
+class StudySections:
+    """What a study adds to the report, handed in by whoever builds it (the report knows no
+    study): its words for its splits (see :func:`split_description`), the sections after the
+    findings and the sections at the end."""
+
+    split_wording: Mapping[str, str] = field(default_factory=dict)
+    opening: SectionHook = study_section
+    closing: SectionHook = no_sections
+
+
+def sections(run: RunResults, study: StudySections = StudySections()) -> list[Section]:
     """The tables and sentences both outputs share, in order: (heading, [(kind, content)])
     with kind "p", "note", "list", "legend", "skip" or "table"."""
     metrics_tab, common = metrics_average_table(run)
     test_text = ", ".join(common) if common else "none"
-    found = findings(run)
+    found = findings(run, wording=study.split_wording)
     result: list[Section] = [
         ("Findings: fine-tuned vs zero-shot and the baselines (1-jsd)",
          [("list", found)] if found else [("skip", "No fine-tuned results in this run.")]),
-    ]
-    goals = goal_lines(run) if run.study == "wvs" else []
-    if goals:
-        result.append(("Goals: met or missed", [
-            ("p", "What a simulator of unseen populations has to do to be worth using "
-                  "(surveytune.report.goals): beat the baselines built from the training data, "
-                  "tell populations apart about as much as people differ, and answer by content, "
-                  "not by option position."), ("list", goals)]))
-    if run.study == "wvs":
-        result.append(("Paper Table 4 layout: 1-jsd (higher is better)", [
-            ("p", f"Metric `1-jsd`: {METRIC_DESCRIPTIONS['1-jsd']}. Rows marked "
-                  "\"paper, reported\" are the paper's numbers; rows marked \"this run\" are "
-                  f"ours (model: {model_name(run)}). avg is the unweighted mean of the five "
-                  "columns, as in the paper."),
-            ("table", table4(run)),
-            ("note", f"Test rows: {run.note or '(not recorded)'}"),
-            ("note", subsample_sentence(run)),
-        ]))
-    else:
-        result.append(("The study", [("p", f"Study `{run.study}`: {run.note}"),
-                                     ("note", subsample_sentence(run))]))
-    result += [
+        *study.opening(run),
         ("1-jsd on every split", [
             ("p", f"Every model score beside the baselines {_join(_competitors(run))}. "
                   + " ".join(f"`{m}`: {method_description(m)}." for m in methods(run)
                              if method_description(m))),
-            ("table", splits_table(run)),
+            ("table", splits_table(run, study.split_wording)),
         ]),
         ("All metrics, averaged over the test splits", [
             ("p", f"Item-weighted means over the test splits every row was scored on "
@@ -473,23 +356,4 @@ def sections(run: RunResults) -> list[Section]:
     result.append(("Option order: does the answer follow the options or their letters?", [
         ("p", ORDER_SENTENCE), ("table", order)] if order is not None else
         [("skip", "No option-order probe in this run.")]))
-    wd = subpop_wd_table(run)
-    if wd is not None:
-        result.append(("SubPOP-comparable Wasserstein distance (lower is better)", [
-            ("p", f"`{SUBPOP_WD}`: {SUBPOP_WD_DESCRIPTION}."), ("table", wd),
-            ("note", SUBPOP_SENTENCE)]))
-    lang = language_table(run)
-    if lang is not None:
-        items = language_items_table(run)
-        blocks: list[tuple[str, Any]] = [("p", LANGUAGE_SENTENCE), ("table", lang)]
-        if items is not None:
-            blocks += [("p", "Some items: 1-jsd against the human distribution and the top "
-                             "option (letter) of each prediction."), ("table", items)]
-        result.append(("English vs Chinese prompts on valid (1-jsd)", blocks))
-    if run.study != "wvs":
-        return result
-    pew = pew_table(run)
-    result.append(("Unseen survey (Pew) vs the paper's Table 6", [
-        ("table", pew), ("note", reported.PEW_CAVEAT)] if pew is not None else
-        [("skip", "No goqa (unseen survey) results in this run.")]))
-    return result
+    return result + study.closing(run)
