@@ -164,14 +164,15 @@ def test_a_new_baseline_reaches_the_command_and_the_report(monkeypatch, capsys, 
     from surveytune.data.records import RunResults
     from surveytune.methods import baselines
     from surveytune.report.build import render_markdown
-    from surveytune.studies import runner
+    from surveytune.studies import wvs
+    from surveytune.studies.registry import get_study
 
     monkeypatch.setattr(baselines, "BASELINES", dict(BASELINES))
     baselines.register(Baseline("first-option", "all mass on option A", "competitor",
                                 lambda train, options: lambda items: [
                                     np.eye(i.n_options)[0] for i in items]))
     splits = {"train": TRAIN, "valid": [_item("q1", "C", [0.4, 0.6], "valid")]}
-    monkeypatch.setattr(runner, "study_splits", lambda data_dir: splits)  # no data files
+    monkeypatch.setattr(wvs, "study_splits", lambda data_dir: splits)  # no data files
     for args in (["--json"], []):
         monkeypatch.setattr(sys, "argv", ["surveytune", "baselines", *args])
         with pytest.raises(SystemExit) as exit_info:
@@ -183,7 +184,8 @@ def test_a_new_baseline_reaches_the_command_and_the_report(monkeypatch, capsys, 
     rows = {(r["method"], r["split"]): r for r in payload["results"]}
     assert rows[("first-option", "valid")]["acc"] == 0.0 and ("first-option", "train") in rows
     assert "first-option" in out  # the printed table
-    markdown = render_markdown(RunResults.from_dict(payload), tmp_path)
+    markdown = render_markdown(RunResults.from_dict(payload), tmp_path,
+                               get_study("wvs").report())  # its Table 4 layout has the rows
     assert "`first-option`: all mass on option A." in markdown
     assert "| (baseline, no model) | first-option | this run |" in markdown
 

@@ -67,7 +67,7 @@ def test_an_explicit_choice_is_kept_and_emulated_bf16_is_said(cpu):
     assert slow.used == "bf16-autocast" and "emulated" in slow.reason
     with pytest.raises(ValueError, match="precision must be one of auto, float32"):
         choose_precision("fp16", "cpu")
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="precision: must be one of"):
         TrainConfig(precision="bf16")
 
 

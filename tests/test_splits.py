@@ -192,7 +192,8 @@ def test_real_study_splits_load_back_as_written(study, tmp_path):
     distributions to 1e-15: loading renormalises them again)."""
     import warnings
 
-    from surveytune.data.items import DataWarning, write_jsonl
+    from surveytune.data.files import write_jsonl
+    from surveytune.data.items import DataWarning
     from surveytune.studies.registry import get_study
 
     root = data_dir()

@@ -9,7 +9,8 @@ import warnings
 import pytest
 from conftest import synthetic_items
 
-from surveytune.data.items import DataError, write_jsonl
+from surveytune.data.files import write_jsonl
+from surveytune.data.items import DataError
 from surveytune.data.loaders import load_items
 from surveytune.data.splits import holdout_splits
 from surveytune.studies import registry
@@ -24,8 +25,8 @@ TOY_VALID = "toy questions q4 and q5 of the training populations"
 def toy_splits(data_dir, budget, log):
     """Carpania and the questions q4, q5 held out; the held-out questions of the training
     populations are valid."""
-    splits = holdout_splits(load_items(data_dir / TOY_FILE), populations=["Carpania"],
-                            questions=["q4", "q5"])
+    items = load_items(data_dir / TOY_FILE, allow_unknown_populations=True)  # made-up names
+    splits = holdout_splits(items, populations=["Carpania"], questions=["q4", "q5"])
     splits["valid"] = [item.replace(split="valid") for item in splits.pop("test_questions")]
     log(f"      toy splits: {', '.join(splits)}")
     return splits
