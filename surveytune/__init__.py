@@ -11,7 +11,7 @@ from typing import Any
 from surveytune.data.items import DataError, SurveyItem, make_item, write_jsonl
 
 _LAZY = {"Simulator": "simulator", "TrainConfig": "training.recipe",
-         "DEFAULT_MODEL": "backends.models", "load_items": "data.loaders",
+         "DEFAULT_MODEL": "backends.model_names", "load_items": "data.loaders",
          "METRIC_NAMES": "methods.metrics", "item_metrics": "methods.metrics",
          "metrics_table": "methods.metrics", "summarize": "methods.metrics"}
 
