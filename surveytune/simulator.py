@@ -101,8 +101,7 @@ class Simulator:
     @classmethod
     def load(cls, model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
              chat: bool | None = None, template: PromptTemplate | None = None,
-             batch_size: int = 8,
-             trust_remote_code: bool = False, order_average: bool = False,
+             batch_size: int = 8, trust_remote_code: bool = False, order_average: bool = False,
              backend: str = "hf", prompt: str | None = None,
              **backend_options: Any) -> Simulator:
         """Load a model by name or path, optionally with trained weights from ``adapter``
@@ -132,12 +131,12 @@ class Simulator:
                 prompt = meta.raw.get("prompt", "paper")
             prior = load_prior(adapter, meta)
             calibration = load_calibration(adapter, meta)
+        adapter = None if adapter is None else str(adapter)
         options = options_class(backend).from_values(
-            backend_options, adapter=None if adapter is None else str(adapter),
-            batch_size=batch_size, trust_remote_code=trust_remote_code)
+            backend_options, adapter=adapter, batch_size=batch_size,
+            trust_remote_code=trust_remote_code)
         engine = load_backend(backend, model, options)
-        return cls(engine, chat=chat, template=template,
-                   adapter=None if adapter is None else str(adapter), prior=prior,
+        return cls(engine, chat=chat, template=template, adapter=adapter, prior=prior,
                    order_average=order_average, calibration=calibration,
                    prompt=prompt or "paper")
 

@@ -182,10 +182,9 @@ def options_class(name: str) -> type[BackendOptions]:
     return _module(name).Options
 
 
-def load_backend(name: str, model: str, options: BackendOptions | None = None) -> Backend:
-    """The backend ``name`` for ``model`` with ``options`` (default: its defaults)."""
-    module = _module(name)
-    return module.load(model, module.Options() if options is None else options)
+def load_backend(name: str, model: str, options: BackendOptions) -> Backend:
+    """The backend ``name`` for ``model`` with ``options`` (of its :func:`options_class`)."""
+    return _module(name).load(model, options)
 
 
 def apply_log_prior(log_probs: Any, log_prior: Sequence[float] | None) -> Any:
