@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from surveytune.backends.models import DEFAULT_MODEL, EMBEDDED_MODELS
+from surveytune.backends.embedded import EMBEDDED_MODELS
+from surveytune.backends.model_names import DEFAULT_MODEL
 
 STARTUP_S = 180
 

@@ -12,7 +12,7 @@ from surveytune.data.files import write_jsonl
 from surveytune.data.items import DataError, SurveyItem, make_item
 
 _LAZY = {"Simulator": "simulator", "TrainConfig": "training.config",
-         "DEFAULT_MODEL": "backends.models", "load_items": "data.loaders",
+         "DEFAULT_MODEL": "backends.model_names", "load_items": "data.loaders",
          "METRIC_NAMES": "methods.metrics", "item_metrics": "methods.metrics",
          "metrics_table": "methods.metrics", "summarize": "methods.metrics"}
 

@@ -3,8 +3,9 @@ fine-tunes and evaluates. The CLI only parses arguments and calls this.
 
 The scoring itself goes through a backend (:mod:`surveytune.backends.base`): ``hf`` (local
 transformers, the default; the only one that trains) or ``openai`` (an OpenAI-compatible
-server). The simulator renders the prompts, applies priors and order averaging, and writes
-the same records whatever the backend."""
+server). The simulator knows only the interface: it renders the prompts, applies priors and
+order averaging, writes the same records whatever the backend, and asks the backend for a
+trainable handle to fine-tune."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from surveytune.backends.adapters import AdapterMeta, load_calibration, load_prior
-from surveytune.backends.base import Backend, load_backend
-from surveytune.backends.hf import HFBackend
-from surveytune.backends.models import DEFAULT_MODEL, LoadedModel, ModelError
+from surveytune.backends.base import Backend, load_backend, options_class
+from surveytune.backends.errors import ModelError
+from surveytune.backends.model_names import DEFAULT_MODEL
 from surveytune.backends.scoring import Prediction
 from surveytune.data.items import SurveyItem, make_item
 from surveytune.data.populations import Population, resolve_population
@@ -54,13 +55,11 @@ class Simulator:
     ...                      ["Egypt", "Sweden"])     # a table of shares per country
     """
 
-    def __init__(self, loaded: LoadedModel | Backend, *, chat: bool | None = None,
-                 template: PromptTemplate | None = None, batch_size: int = 8,
-                 adapter: str | None = None, prior: Prior | None = None,
-                 order_average: bool = False, calibration: Calibration | None = None,
-                 prompt: str = "paper") -> None:
-        self.backend: Backend = (HFBackend(loaded, batch_size=batch_size)
-                                 if isinstance(loaded, LoadedModel) else loaded)
+    def __init__(self, backend: Backend, *, chat: bool | None = None,
+                 template: PromptTemplate | None = None, adapter: str | None = None,
+                 prior: Prior | None = None, order_average: bool = False,
+                 calibration: Calibration | None = None, prompt: str = "paper") -> None:
+        self.backend = backend
         self.model_name = self.backend.model_name
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         if chat and not has_template:
@@ -74,7 +73,6 @@ class Simulator:
                              f"{', '.join(PROMPT_STYLES)}")
         # The templates' style (prompts.PROMPT_STYLES) when no template is given.
         self.prompt = prompt
-        self.batch_size = batch_size
         self.adapter = adapter
         # Prior-anchored prediction: set by fit, or read from the adapter
         # (surveytune.methods.priors).
@@ -92,28 +90,19 @@ class Simulator:
 
     @property
     def model(self) -> Any:
-        """The transformers model of the ``hf`` backend."""
-        return self._hf("the transformers model").model
-
-    @model.setter
-    def model(self, value: Any) -> None:
-        self._hf("the transformers model").model = value
+        """The transformers model of a backend that trains (``hf``; others raise
+        :class:`ModelError`)."""
+        return self.backend.trainable().model
 
     @property
     def letter_ids(self) -> list[int]:
-        return self._hf("letter token ids").letter_ids
-
-    def _hf(self, what: str) -> HFBackend:
-        if not isinstance(self.backend, HFBackend):
-            raise ModelError(f"{what} and training need the hf backend; this simulator scores "
-                             f"with the {self.backend.name!r} backend")
-        return self.backend
+        """The option letters' token ids of a backend that trains."""
+        return self.backend.trainable().letter_ids
 
     @classmethod
     def load(cls, model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
-             dtype: str = "auto", chat: bool | None = None,
-             template: PromptTemplate | None = None, batch_size: int = 8,
-             trust_remote_code: bool = False, order_average: bool = False,
+             chat: bool | None = None, template: PromptTemplate | None = None,
+             batch_size: int = 8, trust_remote_code: bool = False, order_average: bool = False,
              backend: str = "hf", prompt: str | None = None,
              **backend_options: Any) -> Simulator:
         """Load a model by name or path, optionally with trained weights from ``adapter``
@@ -121,11 +110,14 @@ class Simulator:
         trained on another base model or does not fit this one). ``order_average`` averages
         every prediction with the one for the reversed option order (twice the work).
 
-        ``backend`` picks the scoring engine (:mod:`surveytune.backends.base`); its own options
-        (``device``, ``load_in_8bit`` for hf; ``base_url``, ``tokenizer`` for openai) pass
-        through. With ``openai`` the server must serve the adapter's weights under ``model``
-        (e.g. vLLM's ``--lora-modules``): ``adapter`` is then read for its record only
-        (chat, template and the prior, applied here on the client).
+        ``backend`` picks the scoring engine (:mod:`surveytune.backends.base`);
+        ``backend_options`` are its own (:class:`~surveytune.backends.hf.HFOptions`: ``device``,
+        ``dtype``, ``load_in_8bit``; :class:`~surveytune.backends.openai.OpenAIOptions`:
+        ``base_url``, ``tokenizer``, ...), an unknown one refused. ``adapter``, ``batch_size``
+        and ``trust_remote_code`` reach the backends whose options have them. A backend
+        without ``adapter`` (``openai``: the server must serve the adapter's weights under
+        ``model``, e.g. vLLM's ``--lora-modules``) gets only its record applied here: chat,
+        template, the prior and the calibration.
 
         ``prompt`` is the prompt style (:data:`surveytune.methods.prompts.PROMPT_STYLES`; default
         the adapter's, else ``paper``)."""
@@ -140,16 +132,12 @@ class Simulator:
                 prompt = meta.raw.get("prompt", "paper")
             prior = load_prior(adapter, meta)
             calibration = load_calibration(adapter, meta)
-        options = dict(backend_options, batch_size=batch_size,
-                       trust_remote_code=trust_remote_code)
-        if backend == "hf":
-            options.update(adapter=adapter, dtype=dtype)
-        elif dtype not in ("auto", "float32"):
-            raise ModelError(f"--dtype {dtype} applies to the hf backend only; the server "
-                             "decides its own precision")
-        engine = load_backend(backend, model, **options)
-        return cls(engine, chat=chat, template=template, batch_size=batch_size,
-                   adapter=None if adapter is None else str(adapter), prior=prior,
+        adapter = None if adapter is None else str(adapter)
+        options = options_class(backend).from_values(
+            backend_options, adapter=adapter, batch_size=batch_size,
+            trust_remote_code=trust_remote_code)
+        engine = load_backend(backend, model, options)
+        return cls(engine, chat=chat, template=template, adapter=adapter, prior=prior,
                    order_average=order_average, calibration=calibration,
                    prompt=prompt or "paper")
 
@@ -258,14 +246,12 @@ class Simulator:
         ``out_dir/adapter``; resumes if ``out_dir`` holds an interrupted run of the same
         config and data. Afterwards this simulator predicts with the chosen weights."""
         config = config or TrainConfig()
-        self._hf("fine-tuning (fit)")
+        handle = self.backend.trainable()
         extra = {"base_model": self.model_name, "chat": self.chat, "prompt": self.prompt,
                  "template": None if self.template is None else self.template.to_dict()}
-        self.model, result = train(self.model, self.tokenizer, self.letter_ids, train_items,
-                                   valid_items, self.prompts, config, out_dir,
-                                   save_extra=extra, progress=progress, chat=self.chat)
+        handle.model, result = train(handle.model, handle.tokenizer, handle.letter_ids,
+                                     train_items, valid_items, self.prompts, config, out_dir,
+                                     save_extra=extra, progress=progress, chat=self.chat)
         self.adapter = str(Path(out_dir) / "adapter")
-        meta = AdapterMeta.read(Path(self.adapter))
-        self.prior = load_prior(self.adapter, meta)
-        self.calibration = load_calibration(self.adapter, meta)
+        self.prior, self.calibration = result.prior, result.calibration
         return result

@@ -1,6 +1,5 @@
-"""The scoring interface: the registry, the hf backend behind it, a second backend plugged in
-through the registry (priors and order averaging work for it too), training refused on any
-backend but hf, devices and dtypes, and gradient checkpointing."""
+"""The hf backend behind the scoring interface (the registry and a backend added to it:
+test_backend_registry.py), its options, devices and dtypes, and gradient checkpointing."""
 
 from __future__ import annotations
 
@@ -8,52 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from surveytune.backends.base import BACKENDS, Backend, load_backend, register_backend
-from surveytune.backends.hf import HFBackend
-from surveytune.backends.models import ModelError, resolve_device, resolve_dtype
-from surveytune.backends.scoring import Prediction
+from surveytune.backends.base import Backend, load_backend
+from surveytune.backends.devices import resolve_device, resolve_dtype
+from surveytune.backends.errors import ModelError
+from surveytune.backends.hf import HFBackend, HFOptions
+from surveytune.methods.params import ParameterError
 from surveytune.simulator import Simulator
 from surveytune.training.recipe import Batchable, TrainConfig, batch_loss, wrap_for_training
-
-
-class RescaledHF:
-    """A second backend built on the first: the hf backend's letter log-probabilities times
-    ``temperature`` (a real, different engine; the log prior is added afterwards, as the
-    interface says)."""
-
-    name = "rescaled"
-
-    def __init__(self, model: str, temperature: float = 0.5, **options) -> None:
-        self.inner = load_backend("hf", model, **options)
-        self.model_name, self.tokenizer, self.temperature = model, self.inner.tokenizer, temperature
-
-    def score(self, prompts, n_options, *, chat, log_priors=None, progress=True,
-              desc="scoring") -> list[Prediction]:
-        plain = self.inner.score(prompts, n_options, chat=chat, progress=False)
-        out = []
-        for i, p in enumerate(plain):
-            logits = self.temperature * np.log(p.distribution)
-            if log_priors is not None:
-                logits = logits + np.asarray(log_priors[i])
-            dist = np.exp(logits - logits.max())
-            out.append(Prediction(dist / dist.sum(), p.letter_mass))
-        return out
-
-    def context_length(self) -> int | None:
-        return self.inner.context_length()
-
-
-@pytest.fixture
-def rescaled_registered():
-    register_backend("rescaled", RescaledHF)
-    yield
-    BACKENDS.pop("rescaled")
 
 
 def test_hf_backend_is_the_default_and_satisfies_the_protocol(tiny_model_dir, toy_items):
     sim = Simulator.load(str(tiny_model_dir), chat=False, device="cpu")
     assert isinstance(sim.backend, HFBackend) and isinstance(sim.backend, Backend)
     assert sim.backend.name == "hf" and sim.model.device.type == "cpu"
+    assert sim.backend.trainable().letter_ids == sim.letter_ids
     direct = sim.backend.score(sim.prompts(toy_items), [i.n_options for i in toy_items],
                                chat=False, progress=False)
     via_sim = sim.predict(toy_items, progress=False)
@@ -62,49 +29,29 @@ def test_hf_backend_is_the_default_and_satisfies_the_protocol(tiny_model_dir, to
         assert a.letter_mass == b.letter_mass and 0 < a.letter_mass < 1
 
 
+def test_hf_options_reach_the_backend(tiny_model_dir):
+    backend = load_backend("hf", str(tiny_model_dir), HFOptions(dtype="bfloat16",
+                                                                batch_size=3))
+    assert backend.batch_size == 3 and next(backend.model.parameters()).dtype == torch.bfloat16
+    sim = Simulator.load(str(tiny_model_dir), batch_size=5, dtype="float32")
+    assert sim.backend.batch_size == 5
+    assert next(sim.model.parameters()).dtype == torch.float32
+
+
+def test_hf_options_are_checked_by_their_table(tiny_model_dir):
+    with pytest.raises(ParameterError, match=r"^HFOptions\.device: must be one of auto, cpu, "
+                                             r"cuda, mps, got 'tpu'$"):
+        HFOptions(device="tpu")
+    with pytest.raises(ParameterError, match=r"^HFOptions\.batch_size: must be at least 1"):
+        Simulator.load(str(tiny_model_dir), batch_size=0)
+    with pytest.raises(ParameterError, match=r"^HFOptions\.base_url: unknown option; known: "
+                                             r"device, dtype, load_in_8bit, load_in_4bit$"):
+        Simulator.load(str(tiny_model_dir), base_url="http://127.0.0.1:1/v1")
+
+
 def test_unknown_backend_is_refused(tiny_model_dir):
     with pytest.raises(ModelError, match="unknown backend 'nope'"):
         Simulator.load(str(tiny_model_dir), backend="nope")
-
-
-def test_a_registered_backend_gets_priors_and_order_averaging(tiny_model_dir, toy_items,
-                                                              rescaled_registered):
-    hf = Simulator.load(str(tiny_model_dir), chat=False)
-    other = Simulator.load(str(tiny_model_dir), chat=False, backend="rescaled",
-                           temperature=0.5)
-    assert other.backend.name == "rescaled"
-    base_hf = hf.predict(toy_items, progress=False)
-    base_other = other.predict(toy_items, progress=False)
-    for a, b in zip(base_hf, base_other):
-        expected = a.distribution ** 0.5 / (a.distribution ** 0.5).sum()
-        np.testing.assert_allclose(b.distribution, expected, rtol=1e-5)
-    # a prior (added to the letter log-probabilities) anchors this backend's predictions too
-    logp = [np.log(np.linspace(1, 2, i.n_options) / np.linspace(1, 2, i.n_options).sum())
-            for i in toy_items]
-
-    class Fixed:
-        name = "fixed"
-
-        def log_priors(self, items):
-            return [logp[toy_items.index(i)] for i in items]
-
-    other.prior = Fixed()
-    anchored = other.predict(toy_items, progress=False)
-    for b, a, lp in zip(base_other, anchored, logp):
-        expected = b.distribution * np.exp(lp)
-        np.testing.assert_allclose(a.distribution, expected / expected.sum(), rtol=1e-5)
-    other.order_average = True
-    averaged = other.predict(toy_items, progress=False)
-    backward = other.predict_reversed(toy_items, progress=False)
-    for a, b in zip(averaged, backward):
-        np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-9)
-
-
-def test_fit_needs_the_hf_backend(tiny_model_dir, toy_items, tmp_path, rescaled_registered):
-    sim = Simulator.load(str(tiny_model_dir), chat=False, backend="rescaled")
-    with pytest.raises(ModelError, match="training need the hf backend"):
-        sim.fit(toy_items, toy_items, tmp_path / "run")
-    assert not (tmp_path / "run").exists()
 
 
 def test_devices_and_dtypes():
@@ -130,7 +77,7 @@ def _loss_and_grads(tiny_model_dir, items, checkpointing: bool):
     from surveytune.backends.models import LoadedModel
 
     loaded = LoadedModel.load(str(tiny_model_dir))
-    sim = Simulator(loaded, chat=False)
+    sim = Simulator(HFBackend(loaded), chat=False)
     tokenized = [loaded.tokenizer(p, add_special_tokens=False)["input_ids"]
                  for p in sim.prompts(items)]
     batch = Batchable(tokenized, [i.distribution for i in items])

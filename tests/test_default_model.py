@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from conftest import data_dir
 
-from surveytune.backends.models import DEFAULT_MODEL, embedded_model_path
+from surveytune.backends.embedded import embedded_model_path
+from surveytune.backends.model_names import DEFAULT_MODEL
 from surveytune.backends.scoring import encode, reference_score_token_ids, score_token_ids
 from surveytune.simulator import Simulator
 

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from surveytune.backends import models
-from surveytune.backends.models import ModelError, embedded_model_path
+from surveytune.backends import embedded
+from surveytune.backends.embedded import embedded_model_path
+from surveytune.backends.errors import ModelError
 
 
 def _package(root, name: str, body: str) -> None:
@@ -26,11 +27,11 @@ def fake_packages(tmp_path, monkeypatch):
     _package(root, "chunky_nothing", "")
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setenv("SURVEYTUNE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(models.EMBEDDED_MODELS, "bad-sum",
+    monkeypatch.setitem(embedded.EMBEDDED_MODELS, "bad-sum",
                         ("chunky_bad_sum", "m.gguf", "pip install chunky"))
-    monkeypatch.setitem(models.EMBEDDED_MODELS, "no-file",
+    monkeypatch.setitem(embedded.EMBEDDED_MODELS, "no-file",
                         ("chunky_nothing", "m.gguf", "pip install nothing"))
-    monkeypatch.setitem(models.EMBEDDED_MODELS, "not-installed",
+    monkeypatch.setitem(embedded.EMBEDDED_MODELS, "not-installed",
                         ("chunky_absent", "m.gguf", "pip install absent"))
     yield tmp_path / "cache" / "models"
     for name in ("chunky_bad_sum", "chunky_nothing"):

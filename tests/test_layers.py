@@ -3,7 +3,8 @@ functions, goes to the module's own package or a lower one, and no imports form 
 
     data       items, formats, public survey files, splits, regions, run-folder records
     methods    metrics, baselines, priors, calibration, ordering, stats, prompts
-    backends   the scoring interface and registry, hf, openai, scoring, models, adapters
+    backends   the scoring interface, options and registry, hf, openai, scoring, model names,
+               embedded models, devices, loading, adapters
     training   the recipe, batches, losses, validation, memory, distributed
     simulator  the public Simulator (a module at the top)
     report     results.md sections (with the hooks a study fills in), report.html, charts, tables

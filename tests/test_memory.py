@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from surveytune.backends.hf import HFBackend
 from surveytune.backends.models import LoadedModel
 from surveytune.training.memory import (
     MaskDropout,
@@ -62,7 +63,7 @@ def test_frozen_weights_cast_once_gives_the_same_loss_and_gradients(tiny_model_d
     from surveytune.training.recipe import Batchable, batch_loss
 
     loaded = LoadedModel.load(str(tiny_model_dir))
-    sim = Simulator(loaded, chat=True)  # a shared prompt start: the model runs twice
+    sim = Simulator(HFBackend(loaded), chat=True)  # a shared prompt start: the model runs twice
     ids = encode(loaded.tokenizer, sim.prompts(toy_items), chat=True)
     batch = Batchable(ids, [i.distribution for i in toy_items])
     model = wrap_for_training(loaded.model, TrainConfig(lora_r=4, lora_dropout=0.0,

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import shared_and_full_training, synthetic_items
 
+from surveytune.backends.hf import HFBackend
 from surveytune.backends.models import LoadedModel
 from surveytune.backends.scoring import encode, plan_prefixes, score_token_ids, shared_batches
 from surveytune.data.items import DataError, make_item
@@ -83,7 +84,7 @@ def test_shared_scoring_equals_every_prompt_in_full(tiny_model_dir, chat, attent
     loaded = LoadedModel.load(str(tiny_model_dir))
     loaded.model.set_attn_implementation(attention)
     assert loaded.model.config._attn_implementation == attention
-    sim = Simulator(loaded, chat=chat, prompt="question-first")
+    sim = Simulator(HFBackend(loaded), chat=chat, prompt="question-first")
     items = _items()
     ids = encode(loaded.tokenizer, sim.prompts(items), chat=chat)
     args = (loaded.model, ids, [i.n_options for i in items], loaded.letter_ids,
@@ -98,7 +99,7 @@ def test_shared_scoring_equals_every_prompt_in_full(tiny_model_dir, chat, attent
 def test_shared_training_gives_the_same_loss_and_gradients(tiny_model_dir):
     loaded = LoadedModel.load(str(tiny_model_dir))
     items = _items()
-    sim = Simulator(loaded, chat=False, prompt="question-first")
+    sim = Simulator(HFBackend(loaded), chat=False, prompt="question-first")
     tokenized = encode(loaded.tokenizer, sim.prompts(items), chat=False)
     # Two questions and a lone row of a third: two shared starts and the common one.
     idx = [0, 1, 2, 5, 6, 7, 12]

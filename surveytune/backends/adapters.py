@@ -10,9 +10,9 @@ is pickled: weights are read from safetensors only.
 Both kinds of folder are written under a temporary name and swapped in, so one complete
 version exists at every moment, also after ``kill -9`` (see :func:`existing_dir`).
 
-Loading refuses, with one :class:`~surveytune.backends.models.ModelError` line, an adapter recorded
-for another base model, one whose weights do not fit the model, a ``.bin``-only adapter and
-an unreadable ``surveytune.json``.
+Loading refuses, with one :class:`~surveytune.backends.errors.ModelError` line, an adapter
+recorded for another base model, one whose weights do not fit the model, a ``.bin``-only
+adapter and an unreadable ``surveytune.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from surveytune.backends.models import LoadedModel, ModelError
+from surveytune.backends.errors import ModelError
+from surveytune.backends.models import LoadedModel
 from surveytune.data.files import atomic_write_text
 from surveytune.methods.calibration import Calibration
 from surveytune.methods.priors import Prior

@@ -1,31 +1,61 @@
-"""The scoring interface every backend implements, and the registry of backends by name.
+"""The scoring interface every backend implements, its options, and the registry of backends.
 
 A backend turns prompt strings (already rendered, chat template included) and each item's
-option count into one :class:`~surveytune.backends.scoring.Prediction` per prompt: the distribution
-over the item's option letters (A, B, ...) at the next token, and the letters' next-token
-mass. It knows nothing of items, populations or templates. Optional log priors (one vector
-per prompt, :mod:`surveytune.methods.priors`) are added to the letter log-probabilities before the
-renormalisation.
+option count into one :class:`~surveytune.backends.scoring.Prediction` per prompt: the
+distribution over the item's option letters (A, B, ...) at the next token, and the letters'
+next-token mass. It knows nothing of items, populations or templates. Optional log priors
+(one vector per prompt, :mod:`surveytune.methods.priors`) are added to the letter
+log-probabilities before the renormalisation.
 
     hf      local transformers (CPU, CUDA, MPS): :mod:`surveytune.backends.hf`; trains too.
     openai  any OpenAI-compatible server (vLLM, llama.cpp, SGLang, TGI):
             :mod:`surveytune.backends.openai`; scoring only.
 
-The registry maps a name to a loader ``load(model, **options) -> Backend``; the loaders are
-imported lazily by :func:`load_backend` so that ``--backend openai`` never imports torch
-models it does not need (and so that this low layer imports nothing above it).
+A backend is one module, registered by one line in :data:`BACKENDS` (name -> module path).
+The module defines ``Options``, a frozen dataclass derived from :class:`BackendOptions` (its
+fields, defaults and ``CONSTRAINTS`` table), and ``load(model, options) -> Backend``.
+Modules are imported only when their backend is chosen, so ``--backend openai`` never loads
+a local model and this module imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from surveytune.backends.models import ModelError
-from surveytune.backends.scoring import Prediction
+from surveytune.backends.errors import ModelError
+from surveytune.data.items import DataError
+from surveytune.methods.params import Constraint, ParameterError, check_params
 
-__all__ = ["BACKENDS", "Backend", "Prediction", "load_backend", "register_backend"]
+if TYPE_CHECKING:
+    from surveytune.backends.scoring import Prediction
+
+__all__ = ["BACKENDS", "Backend", "BackendOptions", "ScoringOnly", "Trainable", "load_backend",
+           "options_class"]
+
+# name -> the module that defines the backend's ``Options`` and ``load``.
+BACKENDS: dict[str, str] = {
+    "hf": "surveytune.backends.hf",
+    "openai": "surveytune.backends.openai",
+}
+
+SIMULATOR_OPTIONS = ("adapter", "batch_size", "trust_remote_code")
+"""Options that :meth:`surveytune.simulator.Simulator.load` sets from its own arguments
+(``--adapter``, ``--batch-size``) wherever a backend's options have them; no caller gives
+them as backend options."""
+
+
+class Trainable(Protocol):
+    """What training needs from a backend: the transformers model (training puts the wrapped
+    model back here), its tokenizer and the option letters' token ids."""
+
+    model: Any
+    tokenizer: Any
+    letter_ids: list[int]
 
 
 @runtime_checkable
@@ -47,30 +77,114 @@ class Backend(Protocol):
         """The most prompt tokens the model takes, or None when unknown."""
         ...
 
-
-# name -> "module:attribute" of a loader, or the loader itself (register_backend).
-BACKENDS: dict[str, str | Callable[..., Backend]] = {
-    "hf": "surveytune.backends.hf:load",
-    "openai": "surveytune.backends.openai:load",
-}
+    def trainable(self) -> Trainable:
+        """The handle training works on; a backend that only scores raises
+        :class:`ModelError` (:class:`ScoringOnly`)."""
+        ...
 
 
-def register_backend(name: str, loader: Callable[..., Backend]) -> None:
-    """Add a backend: ``loader(model, **options)`` returns an object with :class:`Backend`'s
-    methods."""
-    BACKENDS[name] = loader
+class ScoringOnly:
+    """The ``trainable`` of a backend that only scores: refused with one line."""
+
+    name: str
+
+    def trainable(self) -> Trainable:
+        raise ModelError(f"the {self.name!r} backend only scores: training and the "
+                         "transformers model need the hf backend")
 
 
-def load_backend(name: str, model: str, **options: Any) -> Backend:
-    """The backend ``name`` for ``model``; options a backend does not know are refused."""
+@dataclass(frozen=True)
+class BackendOptions:
+    """The base of every backend's options: a frozen dataclass whose values are checked
+    against its ``CONSTRAINTS`` table (:func:`surveytune.methods.params.check_params`)."""
+
+    CONSTRAINTS: ClassVar[Mapping[str, Constraint]] = {}
+
+    def __post_init__(self) -> None:
+        check_params({f.name: getattr(self, f.name) for f in fields(self)}, self.CONSTRAINTS,
+                     where=type(self).__name__)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The options a caller may give (those the simulator sets itself left out)."""
+        return [f.name for f in fields(cls) if f.name not in SIMULATOR_OPTIONS]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], **simulator: Any) -> BackendOptions:
+        """The options from keyword values; an unknown name is refused naming it and the
+        known ones. ``simulator``: the simulator's own settings, kept where this backend
+        has them."""
+        known = cls.names()
+        for name in values:
+            if name not in known:
+                raise ParameterError(f"unknown option; known: {', '.join(known)}",
+                                     parameter=name, where=cls.__name__)
+        own = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in simulator.items() if k in own}, **values)
+
+    @classmethod
+    def parse(cls, text: str) -> dict[str, Any]:
+        """``key=value,key2=value2`` (lm-evaluation-harness's ``model_args``), each value typed
+        by its field (bool: true/false, int, float, str); bad pairs are refused in one line
+        naming ``--backend-args``. Values are not checked against the constraints here."""
+        hints = typing.get_type_hints(cls)
+        known = cls.names()
+        values: dict[str, Any] = {}
+        for pair in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, raw = (part.strip() for part in pair.partition("="))
+            if not sep or not key:
+                raise DataError(f"{pair!r} is not key=value", file="--backend-args")
+            if key not in known:
+                raise DataError(f"unknown key {key!r}; this backend knows {', '.join(known)}",
+                                file="--backend-args")
+            if key in values:
+                raise DataError(f"{key} is given twice", file="--backend-args")
+            values[key] = _typed(key, raw, hints[key])
+        return values
+
+    def precision(self) -> dict[str, Any]:
+        """What a run records about the arithmetic this backend scores in (none: it is not
+        decided here)."""
+        return {}
+
+
+def _typed(key: str, raw: str, hint: Any) -> Any:
+    """``raw`` as the field's type (``X | None`` is typed as ``X``)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if hint is bool:
+        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if raw.lower() not in words:
+            raise DataError(f"{key} must be true or false, got {raw!r}", file="--backend-args")
+        return words[raw.lower()]
+    if hint in (int, float):
+        try:
+            return hint(raw)
+        except ValueError:
+            kind = "a whole number" if hint is int else "a number"
+            raise DataError(f"{key} must be {kind}, got {raw!r}",
+                            file="--backend-args") from None
+    if hint is str:
+        return raw
+    raise TypeError(f"--backend-args cannot type {key} ({hint}); options are bool, int, "
+                    "float or str")
+
+
+def _module(name: str) -> types.ModuleType:
     if name not in BACKENDS:
         raise ModelError(f"--backend: unknown backend {name!r}; choose one of "
                          f"{', '.join(BACKENDS)}")
-    loader = BACKENDS[name]
-    if isinstance(loader, str):
-        module, attribute = loader.split(":")
-        loader = getattr(importlib.import_module(module), attribute)
-    return loader(model, **options)
+    return importlib.import_module(BACKENDS[name])
+
+
+def options_class(name: str) -> type[BackendOptions]:
+    """The options dataclass of the backend ``name``."""
+    return _module(name).Options
+
+
+def load_backend(name: str, model: str, options: BackendOptions) -> Backend:
+    """The backend ``name`` for ``model`` with ``options`` (of its :func:`options_class`)."""
+    return _module(name).load(model, options)
 
 
 def apply_log_prior(log_probs: Any, log_prior: Sequence[float] | None) -> Any:

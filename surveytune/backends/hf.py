@@ -4,20 +4,56 @@ The only backend that can also train (:meth:`surveytune.simulator.Simulator.fit`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from surveytune.backends.adapters import load_adapter
-from surveytune.backends.models import (
-    DEFAULT_MODEL,
-    LoadedModel,
-    context_length,
-    resolve_device,
-    resolve_dtype,
-)
+from surveytune.backends.base import BackendOptions
+from surveytune.backends.devices import DEVICES, DTYPE_CHOICES, resolve_device, resolve_dtype
+from surveytune.backends.models import LoadedModel
+from surveytune.backends.precision import choose_scoring_dtype
 from surveytune.backends.scoring import Prediction, encode, score_token_ids
+from surveytune.methods import params
+
+_FLAG = params.Options((False, True))
+
+
+@dataclass(frozen=True)
+class HFOptions(BackendOptions):
+    """``device`` auto: the GPU if there is one; ``dtype`` auto: bfloat16 on a GPU, float32
+    on the CPU; a 4- or 8-bit base on CUDA; ``adapter``: a folder written by training."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    load_in_8bit: bool = False
+    load_in_4bit: bool = False
+    adapter: str | None = None
+    batch_size: int = 8
+    trust_remote_code: bool = False
+
+    CONSTRAINTS = {"device": params.Options(DEVICES), "dtype": params.Options(DTYPE_CHOICES),
+                   "load_in_8bit": _FLAG, "load_in_4bit": _FLAG,
+                   "batch_size": params.Interval(1, integer=True), "trust_remote_code": _FLAG}
+
+    def precision(self) -> dict[str, Any]:
+        """The scoring dtype chosen for the device (``--dtype auto`` resolved) and the device."""
+        device = resolve_device(self.device)
+        return {**choose_scoring_dtype(self.dtype, device).to_dict(), "device": device}
+
+
+Options = HFOptions  # the name the registry looks up (surveytune.backends.base)
+
+
+def context_length(model: Any, tokenizer: Any | None = None) -> int | None:
+    """The most tokens the model takes: its config's positions, or the tokenizer's limit if
+    that is smaller; None when neither says."""
+    config = getattr(model, "config", None)
+    limits = [getattr(config, name, None) for name in
+              ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    limits = [n for n in limits if isinstance(n, int) and 0 < n < 10**8]
+    return min(limits) if limits else None
 
 
 @dataclass
@@ -31,10 +67,6 @@ class HFBackend:
     @property
     def model(self) -> Any:
         return self.loaded.model
-
-    @model.setter
-    def model(self, value: Any) -> None:  # training swaps in the wrapped model
-        self.loaded.model = value
 
     @property
     def tokenizer(self) -> Any:
@@ -59,19 +91,21 @@ class HFBackend:
     def context_length(self) -> int | None:
         return context_length(self.model, self.tokenizer)
 
+    def trainable(self) -> LoadedModel:
+        """The loaded model itself: training wraps its model and puts it back."""
+        return self.loaded
 
-def load(model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
-         dtype: str = "auto", device: str = "auto", batch_size: int = 8,
-         trust_remote_code: bool = False, load_in_8bit: bool = False,
-         load_in_4bit: bool = False) -> HFBackend:
-    """Load ``model`` (name or path) on ``device`` (auto: the GPU if there is one) in
-    ``dtype`` (auto: bfloat16 on a GPU, float32 on the CPU), with ``adapter``'s weights."""
-    device = resolve_device(device)
-    options: dict[str, Any] = {"dtype": resolve_dtype(dtype, device), "device": device,
-                               "trust_remote_code": trust_remote_code,
-                               "load_in_8bit": load_in_8bit, "load_in_4bit": load_in_4bit}
-    if adapter is not None:
-        loaded, _ = load_adapter(model, adapter, **options)
+
+def load(model: str, options: HFOptions) -> HFBackend:
+    """Load ``model`` (name or path) on the options' device in their dtype, with their
+    adapter's weights."""
+    device = resolve_device(options.device)
+    settings: dict[str, Any] = {"dtype": resolve_dtype(options.dtype, device), "device": device,
+                                "trust_remote_code": options.trust_remote_code,
+                                "load_in_8bit": options.load_in_8bit,
+                                "load_in_4bit": options.load_in_4bit}
+    if options.adapter is not None:
+        loaded, _ = load_adapter(model, options.adapter, **settings)
     else:
-        loaded = LoadedModel.load(model, **options)
-    return HFBackend(loaded, batch_size=batch_size)
+        loaded = LoadedModel.load(model, **settings)
+    return HFBackend(loaded, batch_size=options.batch_size)

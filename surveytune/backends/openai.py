@@ -8,12 +8,13 @@ name) and ``max_tokens=1, logprobs=K``. The chat endpoint is not used: the paper
 cannot continue an assistant message (vLLM can, with ``continue_final_message``; llama.cpp's
 and TGI's cannot), so the rendered prompt would differ from the one the ``hf`` backend scores.
 
-Letters missing from the returned top-K are never silently zero. ``missing="floor"`` (the
-default) gives each absent letter the most it can have: the smaller of the lowest returned
-top-K probability and an equal share of the mass the top-K leaves over, and warns with the
-count of such items (raise ``top_logprobs`` to make it rarer); ``missing="error"`` refuses the
-item. An item whose top-K holds none of its letters is always refused: the server's tokenizer
-does not produce them as single tokens after "(", or the model wants to say something else.
+Letters missing from the returned top-K are never silently zero. ``missing_letters="floor"``
+(the default) gives each absent letter the most it can have: the smaller of the lowest
+returned top-K probability and an equal share of the mass the top-K leaves over, and warns
+with the count of such items (raise ``top_logprobs`` to make it rarer);
+``missing_letters="error"`` refuses the item. An item whose top-K holds none of its letters is
+always refused: the server's tokenizer does not produce them as single tokens after "(", or
+the model wants to say something else.
 
 The API key comes from ``$SURVEYTUNE_API_KEY``, else ``$OPENAI_API_KEY`` (any value for a
 local server that checks none); it is sent as a bearer token and never printed. Requests run
@@ -37,13 +38,42 @@ from urllib.parse import urlparse
 import numpy as np
 from tqdm.auto import tqdm
 
-from surveytune.backends.base import apply_log_prior
-from surveytune.backends.models import ModelError, letter_token_ids, load_tokenizer
-from surveytune.backends.scoring import Prediction
+from surveytune.backends.base import BackendOptions, ScoringOnly, apply_log_prior
+from surveytune.backends.errors import ModelError
+from surveytune.backends.models import load_tokenizer
+from surveytune.backends.scoring import Prediction, letter_token_ids
 from surveytune.data.items import LETTERS
+from surveytune.methods import params
 
 API_KEY_VARIABLES = ("SURVEYTUNE_API_KEY", "OPENAI_API_KEY")
 MISSING = ("floor", "error")
+
+
+@dataclass(frozen=True)
+class OpenAIOptions(BackendOptions):
+    """``base_url`` (default ``$SURVEYTUNE_BASE_URL``) ends in ``/v1``; ``tokenizer`` (a HF
+    name or path; default the model) renders the prompts locally; ``top_logprobs`` per
+    prompt; ``concurrency`` requests in flight, each with ``timeout`` seconds and ``retries``;
+    ``missing_letters``: floor or error for letters absent from the top logprobs."""
+
+    base_url: str | None = None
+    tokenizer: str | None = None
+    top_logprobs: int = 20
+    concurrency: int = 8
+    timeout: float = 60.0
+    retries: int = 3
+    missing_letters: str = "floor"
+    trust_remote_code: bool = False
+
+    CONSTRAINTS = {"top_logprobs": params.Interval(1, integer=True),
+                   "concurrency": params.Interval(1, integer=True),
+                   "timeout": params.Interval(0, closed="neither"),
+                   "retries": params.Interval(0, integer=True),
+                   "missing_letters": params.Options(MISSING),
+                   "trust_remote_code": params.Options((False, True))}
+
+
+Options = OpenAIOptions  # the name the registry looks up (surveytune.backends.base)
 
 
 class MissingLettersWarning(UserWarning):
@@ -107,7 +137,7 @@ def letter_probabilities(top: dict[str, float], k: int, *, missing: str = "floor
 
 
 @dataclass
-class OpenAIBackend:
+class OpenAIBackend(ScoringOnly):
     """Scores prompts on an OpenAI-compatible server through its completions endpoint."""
 
     model_name: str
@@ -236,30 +266,22 @@ def _message(answer: Any) -> str:
     return " ".join(str(text).split())[:300]
 
 
-def load(model: str, *, base_url: str | None = None, tokenizer: str | None = None,
-         top_logprobs: int = 20, concurrency: int = 8, timeout: float = 60.0,
-         retries: int = 3, missing: str = "floor", batch_size: int = 8,
-         trust_remote_code: bool = False) -> OpenAIBackend:
-    """Connect to the server at ``base_url`` (or ``$SURVEYTUNE_BASE_URL``) serving ``model``;
-    ``tokenizer`` (a HF name or path; default ``model``) renders the prompts locally."""
-    del batch_size  # each request is one prompt; concurrency bounds the requests in flight
-    base = check_base_url(base_url or os.environ.get("SURVEYTUNE_BASE_URL"))
-    if missing not in MISSING:
-        raise ModelError(f"--missing-letters: choose one of {', '.join(MISSING)}")
-    for flag, value in (("--top-logprobs", top_logprobs), ("--concurrency", concurrency)):
-        if value < 1:
-            raise ModelError(f"{flag}: must be at least 1, got {value}")
+def load(model: str, options: OpenAIOptions) -> OpenAIBackend:
+    """Connect to the server at the options' ``base_url`` (or ``$SURVEYTUNE_BASE_URL``)
+    serving ``model``; their ``tokenizer`` (default ``model``) renders the prompts locally."""
+    base = check_base_url(options.base_url or os.environ.get("SURVEYTUNE_BASE_URL"))
     key = api_key()
     try:
-        local = load_tokenizer(tokenizer or model, trust_remote_code=trust_remote_code)
+        local = load_tokenizer(options.tokenizer or model,
+                               trust_remote_code=options.trust_remote_code)
     except ModelError as exc:
-        if tokenizer is not None:
+        if options.tokenizer is not None:
             raise
         raise ModelError(f"{exc}; pass --tokenizer with the served model's Hugging Face name "
                          "or folder (prompts are rendered locally)") from None
     letter_token_ids(local)  # refuse a tokenizer whose letters are not single tokens
-    backend = OpenAIBackend(model, base, local, key, top_logprobs=top_logprobs,
-                            concurrency=concurrency, timeout=timeout, retries=retries,
-                            missing=missing)
+    backend = OpenAIBackend(model, base, local, key, top_logprobs=options.top_logprobs,
+                            concurrency=options.concurrency, timeout=options.timeout,
+                            retries=options.retries, missing=options.missing_letters)
     backend.check_server()
     return backend

@@ -23,6 +23,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from surveytune.backends.errors import ModelError
+from surveytune.data.items import LETTERS
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -31,6 +34,27 @@ class Prediction:
 
     distribution: np.ndarray
     letter_mass: float
+
+
+def letter_token_ids(tokenizer: Any, n_letters: int = len(LETTERS),
+                     context: str = "my answer would be (") -> list[int]:
+    """Token ids of ``A``, ``B``, ... as they appear right after ``(``.
+
+    Each letter must add exactly one token to ``context`` and leave the context's tokens
+    unchanged; otherwise first-token scoring is ill-defined for this tokenizer and we refuse.
+    """
+    base = tokenizer(context, add_special_tokens=False)["input_ids"]
+    ids = []
+    for letter in LETTERS[:n_letters]:
+        extended = tokenizer(context + letter, add_special_tokens=False)["input_ids"]
+        if len(extended) != len(base) + 1 or extended[: len(base)] != base:
+            raise ModelError(
+                f"option letter {letter!r} is not a single token after '(' for this tokenizer "
+                f"({base} -> {extended}); first-token scoring cannot be used with it")
+        ids.append(extended[-1])
+    if len(set(ids)) != len(ids):
+        raise ModelError(f"option letters share token ids: {ids}")
+    return ids
 
 
 def special_prefix(tokenizer: Any) -> list[int]:

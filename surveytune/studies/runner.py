@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from surveytune.backends.adapters import AdapterMeta, load_calibration
-from surveytune.backends.models import DEFAULT_MODEL, resolve_device
-from surveytune.backends.precision import choose_scoring_dtype
+from surveytune.backends.base import options_class
+from surveytune.backends.model_names import DEFAULT_MODEL
 from surveytune.data.items import DataError, SurveyItem
 from surveytune.data.records import (
     BASELINES_FILE,
@@ -265,15 +265,12 @@ class Study:
         return {} if calibration is None else calibration.to_dict()
 
     def _precision(self) -> dict[str, Any]:
-        """The training precision its record states and the hf scoring dtype."""
+        """The training precision its record states and what the zero-shot backend records
+        of its scoring arithmetic (hf: the dtype and device)."""
         training = read_run_training(self.out)
-        scoring = {"backend": self.backend}
-        if self.backend == "hf":
-            device = resolve_device(self.backend_options.get("device", "auto"))
-            scoring.update(choose_scoring_dtype(self.backend_options.get("dtype", "auto"),
-                                                device).to_dict(), device=device)
+        options = options_class(self.backend).from_values(self.backend_options)
         return {"training": {} if training is None else training.precision,
-                "scoring": scoring}
+                "scoring": {"backend": self.backend, **options.precision()}}
 
     def _scored_split(self, name: str, evaluated: Evaluated,
                       predictors: dict[str, Predictor]) -> ScoredSplit:

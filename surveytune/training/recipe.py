@@ -47,6 +47,7 @@ from surveytune.backends.scoring import (
 from surveytune.data.items import SurveyItem
 from surveytune.data.records import TrainingRecord
 from surveytune.data.splits import carve_populations
+from surveytune.methods.calibration import Calibration
 from surveytune.methods.priors import Prior, make_prior
 from surveytune.training.batches import Batchable, step_items
 from surveytune.training.batches import epoch_order as epoch_order  # re-exported
@@ -74,6 +75,10 @@ class TrainResult:
     total_steps: int
     stopped_by: str
     history: list[dict[str, Any]] = field(default_factory=list)
+    # What predicting with the kept weights needs besides them (also saved with the adapter):
+    # the prior they were trained with and the calibration fitted on validation, when any.
+    prior: Prior | None = None
+    calibration: Calibration | None = None
 
 
 def wrap_for_training(model: Any, config: TrainConfig) -> Any:
@@ -324,6 +329,7 @@ def _finish(run: _Run, stopped_by: str) -> TrainResult:
     run.group.barrier()
     load_adapter_weights(run.model, run.out / "adapter")
     run.model.eval()
+    calibration = None
     if run.config.calibrate:
         calibration = fit_on_validation(run.model, run.valid_sets, run.letter_ids, run.pad_id,
                                         run.config.batch_size, run.prior,
@@ -336,7 +342,8 @@ def _finish(run: _Run, stopped_by: str) -> TrainResult:
                            f"{calibration.fitted_on} validation items")
         run.group.barrier()
     return TrainResult(run.out, state["best_step"], state["best_valid_loss"], state["step"],
-                       run.total_steps, stopped_by, state["history"])
+                       run.total_steps, stopped_by, state["history"], prior=run.prior,
+                       calibration=calibration)
 
 
 def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequence[SurveyItem],
@@ -348,7 +355,8 @@ def train(model: Any, tokenizer: Any, letter_ids: list[int], train_items: Sequen
     ``prompts(items) -> list[str]`` renders prompts; ``chat`` says whether they are chat
     prompts (they then get no special tokens added, see :func:`surveytune.backends.scoring.encode`).
     Returns the trained model (the best
-    checkpoint's weights loaded) and a :class:`TrainResult`. Writes into ``out_dir``:
+    checkpoint's weights loaded) and a :class:`TrainResult` (with the prior and calibration to
+    predict with). Writes into ``out_dir``:
     ``adapter/`` (best weights + ``surveytune.json``), ``checkpoint/`` (resume state) and
     ``training.json`` (:class:`~surveytune.data.records.TrainingRecord`).
     """
