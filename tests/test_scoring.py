@@ -81,11 +81,11 @@ def test_efficient_scoring_matches_naive_full_logits(tiny_model_dir, toy_items, 
 
 
 def test_batch_size_does_not_change_predictions(tiny_model_dir, toy_items):
-    sim = Simulator.load(str(tiny_model_dir), chat=False)
-    one = sim.predict(toy_items, progress=False)
-    sim.batch_size = 7
-    many = sim.predict(toy_items, progress=False)
-    for a, b in zip(one, many):
+    one = Simulator.load(str(tiny_model_dir), chat=False, batch_size=1)
+    seven = Simulator.load(str(tiny_model_dir), chat=False, batch_size=7)
+    assert (one.backend.batch_size, seven.backend.batch_size) == (1, 7)  # reaches scoring
+    for a, b in zip(one.predict(toy_items, progress=False),
+                    seven.predict(toy_items, progress=False)):
         np.testing.assert_allclose(a.distribution, b.distribution, atol=1e-6)
 
 
