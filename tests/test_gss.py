@@ -79,7 +79,7 @@ def test_gss_splits_on_the_real_file():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        items = load_gss(find_data_file(data_dir(), "gss"))
+        items = load_gss(find_data_file(data_dir(), "subpop-gss"))
     splits = gss_splits(items)
     _check_holdout(splits)
     assert len(held_out_groups(splits)) == 6
@@ -224,5 +224,5 @@ def test_cli_study_flag(tmp_path, monkeypatch, capsys):
     # the GSS study needs only the GSS file: the WVS files are not asked for
     code, err = run("reproduce", "--study", "gss", "--data-dir", tmp_path / "empty",
                     "--out", tmp_path / "b")
-    assert code == 2 and "'gss' data file" in err
+    assert code == 2 and "'subpop-gss' data file" in err
     assert not (tmp_path / "b").exists()

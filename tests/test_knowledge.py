@@ -54,7 +54,7 @@ def test_one_population_is_judged_by_its_distance_to_uniform_alone():
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="the shared data folder is absent")
-@pytest.mark.parametrize("name", ["wvs", "gss"])
+@pytest.mark.parametrize("name", ["wvs-unified", "subpop-gss"])
 def test_the_thresholds_lie_above_every_question_of_the_shared_data(name):
     from surveytune.data.loaders import find_data_file, load_items
 

@@ -306,12 +306,12 @@ def test_auto_detection(name, survey):
 
 def test_find_data_file(tmp_path):
     with pytest.raises(DataError, match="missing") as exc:
-        find_data_file(tmp_path, "wvs")
+        find_data_file(tmp_path, "wvs-unified")
     assert "wvs7_country_distributions.jsonl" in str(exc.value)
-    target = tmp_path / DATA_FILES["gss"]
+    target = tmp_path / DATA_FILES["subpop-gss"]
     target.parent.mkdir()
     target.write_text("")
-    assert find_data_file(tmp_path, "gss") == target
+    assert find_data_file(tmp_path, "subpop-gss") == target
     with pytest.raises(DataError, match="unknown data file"):
         find_data_file(tmp_path, "nope")
 
@@ -320,7 +320,7 @@ def test_real_data_loads_without_error():
     root = data_dir()
     if root is None:
         pytest.skip("no shared data directory")
-    expected = {"wvs": 11275, "goqa": 10008, "gss": 2926, "paper-valid": 1586,
+    expected = {"wvs-unified": 11275, "goqa": 10008, "subpop-gss": 2926, "paper-valid": 1586,
                 "paper-valid-zh": 1586, "paper-pew": 3982}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

@@ -135,9 +135,9 @@ def test_real_wvs_off_scale_code_0_matches_the_metadata():
                            "question_metadata.json").read_text())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        items = load_wvs_unified(find_data_file(root, "wvs"))
+        items = load_wvs_unified(find_data_file(root, "wvs-unified"))
     rows = [json.loads(line) for line in
-            find_data_file(root, "wvs").read_text().splitlines() if line.strip()]
+            find_data_file(root, "wvs-unified").read_text().splitlines() if line.strip()]
     code0 = {f"Q{r['qid']}": r["options"][0]["label"] for r in rows
              if r["options"][0]["code"] == 0}
     for qid, label in code0.items():

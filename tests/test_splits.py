@@ -142,7 +142,7 @@ def test_real_paper_split_counts():
     root = data_dir()
     if root is None:
         pytest.skip("no shared data directory")
-    path = find_data_file(root, "wvs")
+    path = find_data_file(root, "wvs-unified")
     items = load_wvs_unified(path)
     splits = build_paper_splits(items)
     assert {name: len(members) for name, members in splits.items()} == PAPER_COUNTS

@@ -33,9 +33,9 @@ from surveytune.data.readers import (
 )
 
 DATA_FILES = {
-    "wvs": "wvs7_unified/wvs7_country_distributions.jsonl",
+    "wvs-unified": "wvs7_unified/wvs7_country_distributions.jsonl",
     "goqa": "goqa_partial/goqa_union_question_country.jsonl",
-    "gss": "subpop_eval_gss/subpop_eval.jsonl",
+    "subpop-gss": "subpop_eval_gss/subpop_eval.jsonl",
     "paper-valid": "wvs7_simllm_paper/sft_wvs_valid.json",
     "paper-valid-zh": "wvs7_simllm_paper/sft_wvs_zh_valid.json",
     "paper-pew": "wvs7_simllm_paper/global_pew_test.json",

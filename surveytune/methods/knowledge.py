@@ -19,11 +19,11 @@ import numpy as np
 
 from surveytune.data.items import SurveyItem
 
-HUMAN_MOST_ALIKE = {"wvs": 0.919, "gss": 0.957}
+HUMAN_MOST_ALIKE = {"wvs-unified": 0.919, "subpop-gss": 0.957}
 """The largest mean pairwise 1-jsd between populations of one question in the shared data
 (WVS wave 7 countries; GSS 2022 US subgroups), keyed by data file; tests recompute them."""
 
-HUMAN_NEAREST_UNIFORM = {"wvs": 0.912, "gss": 0.946}
+HUMAN_NEAREST_UNIFORM = {"wvs-unified": 0.912, "subpop-gss": 0.946}
 """The largest mean 1-jsd to uniform of one question's human answers in the shared data."""
 
 ALIKE_BETWEEN_POPULATIONS = 0.96

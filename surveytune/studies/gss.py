@@ -51,7 +51,7 @@ BUDGETS = {
         eval_items=None, goqa_items=None, splits=EVAL_SPLITS),
 }
 
-DATA_FILE = "gss"
+DATA_FILE = "subpop-gss"
 """SubPOP-Eval's GSS file's key for :func:`~surveytune.data.loaders.find_data_file`."""
 
 HELD_GROUPS = 6

@@ -76,7 +76,7 @@ HAVE_TEST_ROWS = ("test rows only for the WVS countries in the shared data: test
                   "test_2 600, test_3 140, test_4 240, test_5 599, test_6 140, test_7 240 "
                   "(the paper's test splits are larger)")
 
-DATA_FILE = "wvs"
+DATA_FILE = "wvs-unified"
 """The unified WVS file's key for :func:`~surveytune.data.loaders.find_data_file`."""
 
 
