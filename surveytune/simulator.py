@@ -23,12 +23,14 @@ from surveytune.backends.model_names import DEFAULT_MODEL
 from surveytune.backends.scoring import Prediction
 from surveytune.data.items import SurveyItem, make_item
 from surveytune.data.populations import Population, resolve_population
+from surveytune.data.questionnaire import Question, items_for, load_questionnaire, table_rows
 from surveytune.data.records import PredictionRecord, write_predictions
 from surveytune.methods.calibration import Calibration
-from surveytune.methods.metrics import metrics_table, result_rows
+from surveytune.methods.metrics import metrics_table
 from surveytune.methods.ordering import order_averaged, reversed_item
 from surveytune.methods.priors import Prior, calibration_groups
 from surveytune.methods.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
+from surveytune.methods.scorecard import scorecard
 from surveytune.training.recipe import TrainConfig, TrainResult, train
 
 
@@ -219,24 +221,72 @@ class Simulator:
         table["letter_mass"] = [p.letter_mass for p in predictions]
         return table
 
+    def predict_frame(self, questions: str | os.PathLike | Sequence[Question],
+                      populations: Sequence[str | Population], *,
+                      allow_unknown_populations: bool = False,
+                      progress: bool = True) -> pd.DataFrame:
+        """Every question of a questionnaire (a file, :mod:`surveytune.data.questionnaire`,
+        or its questions) for every population, as one long-form table: ``survey,
+        question_id, question, population, population_kind, option, letter, share,
+        letter_mass, method, model``. Populations are resolved as in :meth:`predict_question`."""
+        if isinstance(questions, (str, os.PathLike)):
+            questions = load_questionnaire(questions)
+        resolved = [p if isinstance(p, Population) else resolve_population(
+            p, allow_unknown=allow_unknown_populations) for p in populations]
+        items = items_for(questions, [(p.name, p.kind) for p in resolved])
+        predictions = self.predict(items, progress=progress, desc="predicting")
+        return pd.DataFrame(table_rows(items, [p.distribution for p in predictions],
+                                       [p.letter_mass for p in predictions],
+                                       method=self.label, model=self.model_name))
+
     # -- evaluation ---------------------------------------------------------------------------
     @property
     def method(self) -> str:
         return "fine-tuned" if self.adapter else "zero-shot"
 
-    def evaluate(self, splits: dict[str, Sequence[SurveyItem]], *, method: str | None = None,
-                 predictions_path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-        """Result rows (the baselines' shape) for each split, and optionally the per-item
-        predictions as JSONL (written atomically)."""
+    @property
+    def kept_step(self) -> int | None:
+        """The training step of the adapter's weights (None without an adapter)."""
+        if self.adapter is None:
+            return None
+        step = AdapterMeta.read(Path(self.adapter)).raw.get("step")
+        return step if isinstance(step, int) else None
+
+    @property
+    def label(self) -> str:
+        """The method as a person should read it: a fine-tuned model whose kept checkpoint is
+        step 0 holds the base weights (training never beat them on validation)."""
+        if self.method == "fine-tuned" and self.kept_step == 0:
+            return "fine-tuned (kept step 0: the base weights)"
+        return self.method
+
+    def model_note(self) -> str:
+        """What the calibration lets the model add to the prior, for warnings ("" when
+        there is no calibration)."""
+        if self.calibration is None or not self.calibration.scales:
+            return ""
+        scales = ", ".join(f"{scale:g} for {group} questions"
+                           for group, scale in sorted(self.calibration.scales.items()))
+        return f"the calibration gives the model weight {scales} (0: the prior alone)"
+
+    def evaluate(self, splits: dict[str, Sequence[SurveyItem]], *,
+                 reference: Sequence[SurveyItem] | None = None, level: float = 0.95,
+                 predictions_path: str | os.PathLike | None = None,
+                 progress: bool = True) -> pd.DataFrame:
+        """A tidy table per split: the model's mean of every metric beside the baselines
+        (:mod:`surveytune.methods.scorecard`: ``uniform``; fitted on ``reference``, the
+        population-mean ones; ``country-mean-loo`` within the split), each baseline's row with
+        the paired difference of ``1-jsd`` to the model, its ``level`` interval over
+        questions and the verdict; optionally the per-item predictions as JSONL."""
         rows, records = [], []
         for split, items in splits.items():
-            predictions = self.predict(items, desc=f"scoring {split}")
-            rows.append(result_rows(method or self.method, split, items,
-                                    [p.distribution for p in predictions]))
+            predictions = self.predict(items, progress=progress, desc=f"scoring {split}")
+            rows += scorecard(items, {self.method: [p.distribution for p in predictions]},
+                              split=split, reference=reference, level=level)
             records += prediction_records(split, items, predictions)
         if predictions_path is not None:
             write_predictions(records, predictions_path)
-        return rows
+        return pd.DataFrame(rows)
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem],

@@ -90,11 +90,14 @@ def test_cli_predict_and_evaluate_with_the_toy_backend(toy, monkeypatch, capsys,
     code, out, err = run_cli(monkeypatch, capsys, "predict", *QUESTION, "--backend", "toy",
                              "--backend-args", "scale=2", "--json")
     assert code == 0, err
-    rows = json.loads(out)
-    assert [row["population"] for row in rows] == ["France", "Japan"]
-    for row in rows:
-        np.testing.assert_allclose([row["Yes"], row["No"], row["Maybe"]], [1 / 14, 4 / 14, 9 / 14])
-        assert row["letter_mass"] == 0.5
+    rows = json.loads(out)  # the long-form table: one row per population and option
+    assert [(row["population"], row["option"]) for row in rows] == [
+        (p, o) for p in ("France", "Japan") for o in ("Yes", "No", "Maybe")]
+    for population in ("France", "Japan"):
+        np.testing.assert_allclose([r["share"] for r in rows if r["population"] == population],
+                                   [1 / 14, 4 / 14, 9 / 14])
+    assert {(r["method"], r["model"], r["letter_mass"]) for r in rows} == {
+        ("zero-shot", "smollm2-135m-instruct", 0.5)}
     data = tmp_path / "s.jsonl"
     data.write_text(json.dumps({"question_id": "q1", "question": "Trust?", "population": "France",
                                 "options": ["Yes", "No"], "distribution": [0.2, 0.8]}) + "\n")

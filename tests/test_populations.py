@@ -211,18 +211,21 @@ def test_predict_refuses_an_unknown_population_in_one_line(monkeypatch, capsys):
 
 
 def test_predict_asks_a_subgroup_with_the_subgroup_prompt(monkeypatch, capsys, tiny_model_dir):
-    checked = []
-    original = cli._check_prompts
-    monkeypatch.setattr(cli, "_check_prompts",
-                        lambda sim, *splits: (checked.extend(splits), original(sim, *splits)))
     code, out, err = run_cli(monkeypatch, capsys, "predict", "--model", tiny_model_dir,
                              "--question", "Trust?", "--option", "Yes", "--option", "No",
                              "--population", "POLPARTY: Democrat", "--country", "DE",
-                             "--population", "Atlantis", "--allow-unknown-populations")
+                             "--population", "Atlantis", "--allow-unknown-populations",
+                             "--show-prompt")
     assert code == 0, err
-    democrat, germany, atlantis = checked[0]
-    assert democrat.population_kind == "subgroup"
-    assert build_prompt(democrat).startswith("How would a Democrat in the United States answer")
-    assert build_prompt(germany).startswith("How would someone from Germany answer")
-    assert atlantis.population == "Atlantis" and "'Atlantis'" in err
+    prompts = out.split("--- prompt of ")[1:]
+    assert [p.split(" ---")[0] for p in prompts] == [
+        "user:q:POLPARTY: Democrat", "user:q:Germany", "user:q:Atlantis"]
+    assert "How would a Democrat in the United States answer" in prompts[0]
+    assert "How would someone from Germany answer" in prompts[1]
+    assert "'Atlantis'" in err
     assert "POLPARTY: Democrat" in out and "Germany" in out
+    code, out, err = run_cli(monkeypatch, capsys, "predict", "--model", tiny_model_dir,
+                             "--question", "Trust?", "--option", "Yes", "--option", "No",
+                             "--population", "POLPARTY: Democrat", "--country", "DE", "--json")
+    kinds = {(r["population"], r["population_kind"]) for r in json.loads(out)}
+    assert kinds == {("POLPARTY: Democrat", "subgroup"), ("Germany", "country")}

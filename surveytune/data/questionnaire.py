@@ -16,7 +16,8 @@ question is checked like a survey item (2 to 26 distinct options, text limits).
 
 The prediction table (:func:`write_table`) has one row per question, population and option:
 ``survey, question_id, question, population, population_kind, option, letter, share`` plus
-the method and model that made it; ``.csv``, ``.jsonl`` or ``.parquet`` by extension.
+the item's letter mass and the method and model that made it; ``.csv``, ``.jsonl`` or
+``.parquet`` by extension.
 """
 
 from __future__ import annotations
@@ -156,16 +157,19 @@ def items_for(questions: Sequence[Question], populations: Sequence[tuple[str, st
 
 
 def table_rows(items: Sequence[SurveyItem], distributions: Sequence[Sequence[float]],
-               **constant: Any) -> list[dict[str, Any]]:
+               letter_mass: Sequence[float] | None = None, **constant: Any
+               ) -> list[dict[str, Any]]:
     """The long-form rows of predicted ``distributions`` for ``items``, each with
-    ``constant`` columns (method, model)."""
+    ``constant`` columns (method, model) and, when given, its item's ``letter_mass`` (the
+    next-token probability the option letters got before renormalising)."""
     rows = []
-    for item, shares in zip(items, distributions, strict=True):
+    for number, (item, shares) in enumerate(zip(items, distributions, strict=True)):
+        extra = {} if letter_mass is None else {"letter_mass": float(letter_mass[number])}
         for index, (option, share) in enumerate(zip(item.options, shares, strict=True)):
             rows.append({"survey": item.survey, "question_id": item.question_id,
                          "question": item.question, "population": item.population,
                          "population_kind": item.population_kind, "option": option,
-                         "letter": LETTERS[index], "share": float(share), **constant})
+                         "letter": LETTERS[index], "share": float(share), **extra, **constant})
     return rows
 
 

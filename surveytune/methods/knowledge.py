@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
@@ -102,3 +103,21 @@ def doubts(items: Sequence[SurveyItem], predictions: Sequence[Sequence[float]]) 
         if doubt.alike or doubt.near_uniform:
             found.append(doubt)
     return found
+
+
+def doubts_in_table(frame: Any) -> list[Doubt]:
+    """:func:`doubts` of a long-form prediction table (``survey, question_id, question,
+    population, option, share`` rows, options in order; see
+    :mod:`surveytune.data.questionnaire`)."""
+    from surveytune.data.items import make_item
+
+    items, predictions = [], []
+    for (survey, question_id, population), rows in frame.groupby(
+            ["survey", "question_id", "population"], sort=False):
+        shares = list(rows["share"])
+        items.append(make_item(survey=survey, question_id=question_id,
+                               question=rows["question"].iloc[0], options=list(rows["option"]),
+                               distribution=shares, population=population,
+                               population_kind="custom"))
+        predictions.append(shares)
+    return doubts(items, predictions)

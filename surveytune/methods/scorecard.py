@@ -17,7 +17,7 @@ import numpy as np
 
 from surveytune.data.items import SurveyItem
 from surveytune.methods.baselines import BASELINES, baseline_predictors, country_mean_loo, uniform
-from surveytune.methods.metrics import item_metrics
+from surveytune.methods.metrics import METRIC_NAMES, metrics_table
 from surveytune.methods.stats import GOAL_VERDICTS, compare_to
 
 __all__ = ["baseline_predictions", "scorecard"]
@@ -41,38 +41,35 @@ def baseline_predictions(items: Sequence[SurveyItem],
     return found
 
 
-def _scores(items: Sequence[SurveyItem], predictions: Sequence[Sequence[float]],
-            metric: str) -> list[float]:
-    return [item_metrics(item.distribution, predicted, item.scale_positions)[metric]
-            for item, predicted in zip(items, predictions, strict=True)]
-
-
 def scorecard(items: Sequence[SurveyItem], predictions: Mapping[str, Sequence[Sequence[float]]],
               *, split: str = "data", reference: Sequence[SurveyItem] | None = None,
               metric: str = "1-jsd", level: float = 0.95, seed: int = 0) -> list[dict[str, Any]]:
     """One row per method: the models in ``predictions`` (name -> one distribution per item;
-    the first is the one compared), then the baselines. A baseline's row holds the paired
-    difference ``model - baseline`` of ``metric`` with its ``level`` interval resampling
-    whole questions, and the verdict: ``met`` (the model is better: the interval lies above
-    0), ``tied`` or ``missed``."""
+    the first is the one compared), then the baselines, each with its n, its number of
+    questions and the mean of every metric. A baseline's row also holds the paired difference
+    ``model - baseline`` of ``metric`` with its ``level`` interval resampling whole questions,
+    and the verdict: ``met`` (the model is better: the interval lies above 0), ``tied`` or
+    ``missed``."""
     if not predictions:
         raise ValueError("scorecard needs the predictions of at least one model")
     model = next(iter(predictions))
     baselines = baseline_predictions(items, reference)
-    scores = {name: _scores(items, predicted, metric)
+    tables = {name: metrics_table(items, predicted)
               for name, predicted in {**predictions, **baselines}.items()}
+    scores = {name: list(table[metric]) for name, table in tables.items()}
     differences = compare_to(items, scores, model, list(baselines), level=level, seed=seed)
     n_questions = len({(item.survey, item.question_id) for item in items})
     rows = []
-    for name, values in scores.items():
+    for name, table in tables.items():
         kind = ("model" if name in predictions else
                 "reference" if name == LOO else "competitor")
         row: dict[str, Any] = {"split": split, "method": name, "kind": kind, "n": len(items),
-                               "questions": n_questions, metric: float(np.mean(values))}
+                               "questions": n_questions}
+        row.update({m: float(table[m].mean()) for m in METRIC_NAMES})
         if name in differences:
             interval = differences[name]
-            row.update({"versus": model, "difference": interval.mean, "low": interval.low,
-                        "high": interval.high, "level": level,
+            row.update({"versus": model, "metric": metric, "difference": interval.mean,
+                        "low": interval.low, "high": interval.high, "level": level,
                         "verdict": GOAL_VERDICTS[interval.verdict()]})
         rows.append(row)
     return rows

@@ -54,3 +54,34 @@ def distribution_table(table: pd.DataFrame, title: str = "",
     if "letter_mass" in table.columns:
         console.print("letter_mass: the next-token probability the option letters got before "
                       "renormalising.")
+
+
+def scorecard_table(frame: pd.DataFrame, title: str = "", console: Console | None = None,
+                    metric: str = "1-jsd") -> None:
+    """Print a scorecard (:func:`surveytune.methods.scorecard.scorecard` rows): per split, each
+    method's n, questions and ``metric``, and for each baseline the model's paired difference
+    with its interval over questions and the verdict."""
+    console = console or Console()
+    for split, rows in frame.groupby("split", sort=False):
+        out = Table(title=f"{title}: {split}" if title else str(split))
+        out.add_column("method", overflow="fold")  # names whole, on two lines if need be
+        for column in ("n", "questions", metric):
+            out.add_column(column, justify="right")
+        level = rows["level"].dropna()
+        share = f"{level.iloc[0]:.0%}" if len(level) else ""
+        out.add_column("model - it", justify="right")
+        out.add_column(f"{share} interval", justify="right")
+        out.add_column("model is")
+        for row in rows.to_dict(orient="records"):
+            versus = row.get("difference")
+            known = versus is not None and versus == versus
+            verdict = row.get("verdict") if isinstance(row.get("verdict"), str) else ""
+            name = row["method"] + (" (reference)" if row["kind"] == "reference" else "")
+            out.add_row(name, str(row["n"]), str(row["questions"]), f"{row[metric]:.3f}",
+                        f"{versus:+.3f}" if known else "",
+                        f"[{row['low']:+.3f}, {row['high']:+.3f}]" if known else "",
+                        {"met": "better", "tied": "tied", "missed": "WORSE"}.get(verdict, ""))
+        console.print(out)
+    console.print(f"{metric}: higher is better. An interval resamples whole questions "
+                  "(a question's populations are not independent); 'better' only when it "
+                  "lies above 0.")
