@@ -195,10 +195,10 @@ def test_findings_compare_fine_tuned_with_zero_shot_and_baselines():
             row["1-jsd"] = 0.7
     lines = {line.split(" ")[0]: line for line in findings(RunResults.from_dict(run))}
     assert set(lines) == set(SPLITS)
-    assert lines["test_2"] == ("test_2 (C2×Q1 unseen countries): fine-tuned 0.813 beats "
+    assert lines["test_2"] == ("test_2 (C2×Q1 unseen countries): fine-tuned 0.813 above "
                                "zero-shot 0.770, uniform 0.610, country-mean 0.650.")
-    assert lines["test_5"].endswith("beats uniform 0.620, country-mean 0.660; "
-                                    "is not above zero-shot 0.780.")
+    assert lines["test_5"].endswith("above uniform 0.620, country-mean 0.660; "
+                                    "below zero-shot 0.780.")  # means alone: no intervals
     no_model = {**run, "results": [r for r in run["results"] if r["method"] != "fine-tuned"]}
     assert findings(RunResults.from_dict(no_model)) == []
 
@@ -295,3 +295,39 @@ def test_goals_met_by_the_prior_alone_say_so():
     assert lines[2].startswith("calibration chosen on validation data: seen questions model "
                                "scale 0.1, prior weight 1; unseen questions model scale 0, "
                                "prior weight 0.5")
+
+
+def test_findings_goals_and_the_report_use_the_paired_intervals(tmp_path):
+    """A difference whose interval contains 0 is a tie, wherever it is reported."""
+    from surveytune.studies.wvs_goals import goal_lines
+
+    def row(method, value):
+        return {"method": method, "split": "test_2", "n": 60, "1-jsd": value}
+
+    def versus(baseline, difference, low, high, verdict):
+        return {"split": "test_2", "method": "fine-tuned", "versus": baseline,
+                "metric": "1-jsd", "n": 60, "questions": 6, "difference": difference,
+                "low": low, "high": high, "level": 0.95, "verdict": verdict}
+
+    run = {"results": [row("fine-tuned", 0.851), row("country-mean", 0.853),
+                       row("region-mean", 0.84), row("uniform", 0.77)],
+           "comparisons": [versus("uniform", 0.081, 0.05, 0.11, "met"),
+                           versus("country-mean", -0.002, -0.010, 0.006, "tied"),
+                           versus("region-mean", 0.011, 0.002, 0.02, "met")]}
+    results = RunResults.from_dict(run)
+    (line,) = findings(results)
+    assert line == ("test_2 (C2×Q1 unseen countries): fine-tuned 0.851 above uniform 0.770 "
+                    "(+0.081 [+0.050, +0.110]), region-mean 0.840 (+0.011 [+0.002, +0.020]); "
+                    "tied with country-mean 0.853 (-0.002 [-0.010, +0.006]).")
+    assert goal_lines(results)[0] == (
+        "TIED: test_2 (unseen countries, n=60 items of 6 questions) fine-tuned 0.851 above "
+        "country-mean 0.853 (difference -0.002 [-0.010, +0.006]), region-mean 0.840 "
+        "(difference +0.011 [+0.002, +0.020])")
+    run["comparisons"][1].update(difference=-0.02, low=-0.03, high=-0.01, verdict="missed")
+    assert goal_lines(RunResults.from_dict(run))[0].startswith("MISSED: test_2")
+    (tmp_path / "results.json").write_text(json.dumps(run))
+    text = write_results_md(tmp_path, WVS).read_text()
+    assert "## Paired differences with intervals" in text
+    assert ("| test_2 | 60 (6) | fine-tuned | country-mean | -0.020 [-0.030, -0.010] | below |"
+            in text)
+    assert RunResults.from_dict(RunResults.from_dict(run).to_dict()) == RunResults.from_dict(run)

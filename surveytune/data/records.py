@@ -167,6 +167,15 @@ class RunResults:
     # The arithmetic used: {"training": {"requested", "used", "reason"}, "scoring": {...}}
     # (surveytune.backends.precision); {} in runs made before it was recorded.
     precision: dict[str, Any] = field(default_factory=dict)
+    # Each model against each competitor baseline per split: the paired difference of 1-jsd
+    # with its interval resampling questions (surveytune.methods.stats): {"split", "method",
+    # "versus", "metric", "n", "questions", "difference", "low", "high", "level", "verdict"}.
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+
+    def comparison(self, split: str, method: str, versus: str) -> dict[str, Any] | None:
+        """The comparison row of ``method`` against ``versus`` on ``split`` (None if absent)."""
+        return next((c for c in self.comparisons if (c["split"], c["method"], c["versus"])
+                     == (split, method, versus)), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {"study": self.study, "results": [r.to_dict() for r in self.results],
@@ -177,7 +186,8 @@ class RunResults:
                 "eval_items_per_split": self.eval_items_per_split,
                 "question_fraction": self.question_fraction, "evaluated": self.evaluated,
                 "subpop_wd": self.subpop_wd, "language_pairs": self.language_pairs,
-                "calibration": self.calibration, "precision": self.precision}
+                "calibration": self.calibration, "precision": self.precision,
+                "comparisons": self.comparisons}
 
     @classmethod
     def from_dict(cls, raw: Any, path: Path | None = None) -> RunResults:
@@ -201,7 +211,10 @@ class RunResults:
                    language_pairs=[_object(x, path, ("population", "question_id"))
                                    for x in raw.get("language_pairs") or []],
                    calibration=_object(raw.get("calibration") or {}, path, ()),
-                   precision=_object(raw.get("precision") or {}, path, ()))
+                   precision=_object(raw.get("precision") or {}, path, ()),
+                   comparisons=[_object(c, path, ("split", "method", "versus", "difference",
+                                                  "low", "high", "verdict"))
+                                for c in raw.get("comparisons") or []])
 
     @classmethod
     def read(cls, run_dir: str | os.PathLike) -> RunResults:

@@ -270,9 +270,21 @@ def setup_text(run: RunResults) -> str:
     return "; ".join(parts)
 
 
+VERDICT_WORDS = {"met": "above", "tied": "tied with", "missed": "below"}
+"""How a comparison's verdict reads: the model is above a method only when the whole interval
+of the difference is above 0."""
+
+
+def interval_text(row: Mapping[str, Any]) -> str:
+    """A comparison's difference and interval: "+0.012 [-0.004, +0.027]"."""
+    return f"{row['difference']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
+
+
 def findings(run: RunResults, metric: str = "1-jsd",
              wording: Mapping[str, str] | None = None) -> list[str]:
-    """One sentence per split: how fine-tuned compares with zero-shot and the competitors.
+    """One sentence per split: how fine-tuned compares with zero-shot and the competitors,
+    each with the paired difference and its 95% interval over questions where results.json
+    holds them (above, tied or below by that interval), else by the means alone.
 
     Written from the numbers (nothing is hard-coded), so a reader sees at once whether the
     run meets the paper's claims, e.g. on the unseen-country splits test_2 and test_5.
@@ -283,20 +295,41 @@ def findings(run: RunResults, metric: str = "1-jsd",
     for split in splits(run):
         if split not in tuned:
             continue
-        value = tuned[split]
-        beats, below = [], []
+        groups: dict[str, list[str]] = {"above": [], "tied with": [], "below": []}
         for other in (ZERO_SHOT, *competitor_names()):
-            if split in by_method.get(other, {}):
-                ref = by_method[other][split]
-                (beats if value > ref else below).append(f"{other} {fmt(ref)}")
-        verdict = []
-        if beats:
-            verdict.append("beats " + ", ".join(beats))
-        if below:
-            verdict.append("is not above " + ", ".join(below))
-        lines.append(f"{split} ({split_description(split, wording)}): fine-tuned {fmt(value)} "
-                     + "; ".join(verdict) + ".")
+            if split not in by_method.get(other, {}):
+                continue
+            text = f"{other} {fmt(by_method[other][split])}"
+            row = run.comparison(split, FINE_TUNED, other)
+            if row is not None:
+                groups[VERDICT_WORDS[row["verdict"]]].append(f"{text} ({interval_text(row)})")
+            else:
+                groups["above" if tuned[split] > by_method[other][split] else "below"].append(
+                    text)
+        verdict = [f"{word} " + ", ".join(names) for word, names in groups.items() if names]
+        lines.append(f"{split} ({split_description(split, wording)}): fine-tuned "
+                     f"{fmt(tuned[split])} " + "; ".join(verdict) + ".")
     return lines
+
+
+def comparisons_table(run: RunResults) -> Tab | None:
+    """Every model against every competitor baseline, split by split, with n."""
+    if not run.comparisons:
+        return None
+    tab = Tab(["split", "n (questions)", "model", "vs", "difference [95% interval]",
+               "model is"], [False, True, False, False, True, False])
+    for row in run.comparisons:
+        tab.add([row["split"], f"{row['n']} ({row['questions']})", row["method"],
+                 row["versus"], interval_text(row), VERDICT_WORDS[row["verdict"]]],
+                row_kind(row["method"]))
+    return tab
+
+
+COMPARISONS_SENTENCE = (
+    "The model's 1-jsd minus the baseline's on the same items, with a 95% paired bootstrap "
+    "interval that resamples whole questions (a question's populations are not independent; "
+    "surveytune.methods.stats). The model is above a baseline only when the whole interval "
+    "is above 0; tied when it contains 0.")
 
 
 Section = tuple[str, list[tuple[str, Any]]]
@@ -341,6 +374,9 @@ def sections(run: RunResults, study: StudySections = StudySections()) -> list[Se
                              if method_description(m))),
             ("table", splits_table(run, study.split_wording)),
         ]),
+        ("Paired differences with intervals", [
+            ("p", COMPARISONS_SENTENCE), ("table", comparisons_table(run))]
+         if run.comparisons else [("skip", "No paired intervals in results.json.")]),
         ("All metrics, averaged over the test splits", [
             ("p", f"Item-weighted means over the test splits every row was scored on "
                   f"({test_text})."),

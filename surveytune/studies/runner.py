@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,14 @@ from surveytune.methods.baselines import (
     competitor_names,
     method_sort_key,
 )
-from surveytune.methods.metrics import between_population_similarity, mean_entropy, result_rows
+from surveytune.methods.metrics import (
+    between_population_similarity,
+    mean_entropy,
+    metrics_table,
+    result_rows,
+)
 from surveytune.methods.ordering import order_consistency
+from surveytune.methods.stats import GOAL_VERDICTS, compare_to
 from surveytune.report.build import build_report
 from surveytune.simulator import Simulator, prediction_records
 from surveytune.studies.budgets import Budget
@@ -304,13 +310,14 @@ class Study:
                                                             predicted)))
                 diversity.append(_diversity_row(split.name, method, items, predicted))
         rows.sort(key=lambda r: (self.budget.splits.index(r.split), method_sort_key(r.method)))
+        comparisons = [row for split in scored for row in _comparisons(split, competitors)]
         results = RunResults(
             results=rows, diversity=diversity, budget=asdict(self.budget), model=self.model,
             note=self.spec.note(self._splits), eval_items_per_split=self.budget.eval_items,
             question_fraction=self.budget.question_fraction,
             evaluated={name: len(index) for name, index in evaluated.items()},
             order_consistency=self._order_rows(), study=self.spec.name,
-            calibration=calibration, precision=self._precision(),
+            calibration=calibration, precision=self._precision(), comparisons=comparisons,
             **self.spec.extra_results(scored))
         results.write(self.out)
         return results
@@ -323,3 +330,23 @@ def _diversity_row(split: str, method: str, items, predictions) -> DiversityRow:
     except ValueError:  # no question with two populations in this sample
         similarity = None
     return DiversityRow(split, method, similarity, mean_entropy(dists))
+
+
+def _comparisons(split: ScoredSplit, baselines: Sequence[str],
+                 metric: str = "1-jsd") -> list[dict[str, Any]]:
+    """Each model against each baseline on one split: the paired difference of ``metric``
+    with its 95% interval resampling the split's questions (the goals read these)."""
+    scores = {name: list(metrics_table(split.items, predicted)[metric])
+              for name, predicted in split.baselines.items() if name in baselines}
+    n_questions = len({(i.survey, i.question_id) for i in split.items})
+    rows = []
+    for method, records in split.models.items():
+        scores[method] = [r.score for r in records] if metric == "1-jsd" else list(
+            metrics_table(split.items, [r.predicted for r in records])[metric])
+        for versus, interval in compare_to(split.items, scores, method, baselines).items():
+            rows.append({"split": split.name, "method": method, "versus": versus,
+                         "metric": metric, "n": interval.n_items, "questions": n_questions,
+                         "difference": interval.mean, "low": interval.low,
+                         "high": interval.high, "level": interval.level,
+                         "verdict": GOAL_VERDICTS[interval.verdict()]})
+    return rows

@@ -3,8 +3,8 @@
 A simulator of populations is worth using when it beats what the training data alone gives on
 people it has not seen, and when it tells populations apart about as much as people differ.
 Each goal is checked from a run's :class:`~surveytune.data.records.RunResults` (nothing is
-hard-coded but the thresholds), and results.md lists every one as met or missed with its
-numbers.
+hard-coded but the thresholds), and results.md lists every one as met, TIED or MISSED with its
+numbers; beating a baseline counts only when the paired interval of the difference lies above 0.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from surveytune.data.records import RunResults
 from surveytune.data.splits import UNSEEN_SURVEY
 from surveytune.methods.baselines import FINE_TUNED
+from surveytune.report.sections import interval_text
 
 DIVERSITY_TOLERANCE = 0.05
 """How far the fine-tuned model's between-population 1-jsd may be from the humans'."""
@@ -69,9 +70,31 @@ def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
+GOAL_WORDS = {"met": "met", "tied": "TIED", "missed": "MISSED"}
+"""A beat-the-baselines goal is met only when the interval of every difference lies above
+0, TIED when one contains 0, MISSED when one lies below (surveytune.methods.stats)."""
+
+
+def _beat_line(run: RunResults, goal: BeatGoal, tuned: float, refs: dict[str, float]) -> str:
+    verdicts, parts, n = [], [], ""
+    for baseline, value in refs.items():
+        row = run.comparison(goal.split, FINE_TUNED, baseline)
+        if row is None:  # a run made before the intervals: the means alone
+            verdicts.append("met" if tuned > value else "missed")
+            parts.append(f"{baseline} {value:.3f}")
+            continue
+        verdicts.append(row["verdict"])
+        parts.append(f"{baseline} {value:.3f} (difference {interval_text(row)})")
+        n = f", n={row['n']} items of {row['questions']} questions"
+    verdict = "missed" if "missed" in verdicts else "tied" if "tied" in verdicts else "met"
+    return (f"{GOAL_WORDS[verdict]}: {goal.split} ({goal.what}{n}) fine-tuned {tuned:.3f} "
+            "above " + ", ".join(parts) + _prior_alone(run, goal.questions))
+
+
 def goal_lines(run: RunResults, metric: str = "1-jsd") -> list[str]:
     """One line per goal the run can be checked against (a goal whose split or baseline
-    was not scored is left out): met or MISSED, with the numbers."""
+    was not scored is left out): met, TIED or MISSED, with the numbers and, for the goals of
+    beating a baseline, the paired interval of each difference."""
     score = {(r.method, r.split): r.metrics.get(metric) for r in run.results}
     lines = []
     for goal in BEAT_GOALS:
@@ -80,10 +103,7 @@ def goal_lines(run: RunResults, metric: str = "1-jsd") -> list[str]:
                 if score.get((b, goal.split)) is not None}
         if tuned is None or not refs:
             continue
-        met = all(tuned > value for value in refs.values())
-        lines.append(f"{_verdict(met)}: {goal.split} ({goal.what}) fine-tuned {tuned:.3f} "
-                     "above " + ", ".join(f"{b} {v:.3f}" for b, v in refs.items())
-                     + _prior_alone(run, goal.questions))
+        lines.append(_beat_line(run, goal, tuned, refs))
     diversity = {(d.method, d.split): d.between_population for d in run.diversity}
     for split in DIVERSITY_SPLITS:
         human, tuned = diversity.get(("human", split)), diversity.get((FINE_TUNED, split))

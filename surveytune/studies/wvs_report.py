@@ -130,7 +130,9 @@ def opening_sections(run: RunResults) -> list[Section]:
             ("p", "What a simulator of unseen populations has to do to be worth using "
                   "(surveytune.studies.wvs_goals): beat the baselines built from the training "
                   "data, tell populations apart about as much as people differ, and answer by "
-                  "content, not by option position."), ("list", goals)]))
+                  "content, not by option position. Beating a baseline is met only when the "
+                  "95% paired interval of the difference (resampling questions) lies above 0; "
+                  "TIED when it contains 0."), ("list", goals)]))
     result.append(("Paper Table 4 layout: 1-jsd (higher is better)", [
         ("p", f"Metric `1-jsd`: {METRIC_DESCRIPTIONS['1-jsd']}. Rows marked "
               "\"paper, reported\" are the paper's numbers; rows marked \"this run\" are "
