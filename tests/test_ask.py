@@ -130,3 +130,51 @@ def test_the_python_api_hands_back_tables(tiny_model_dir, questionnaire):
     table = sim.evaluate({"mine": items}, progress=False)
     assert list(table["method"]) == ["zero-shot", "uniform", "country-mean-loo"]
     assert table.loc[1, "verdict"] in ("met", "tied", "missed")
+
+
+def test_train_without_valid_carves_questions_and_says_which_step_it_kept(
+        monkeypatch, capsys, tmp_path, tiny_model_dir):
+    from surveytune.data.splits import carve_questions
+
+    items = synthetic_items(n_questions=10, populations=COUNTRIES)
+    kept, valid = carve_questions(items, seed=0)
+    assert len({i.question_id for i in valid}) == 1 and {i.split for i in valid} == {"valid"}
+    assert not {i.question_id for i in valid} & {i.question_id for i in kept}
+    assert carve_questions(items, seed=0) == (kept, valid)  # seeded
+    train = tmp_path / "train.jsonl"
+    write_jsonl(items, train)
+    code, out, err = run_cli(monkeypatch, capsys, "train", "--train", train, "--out",
+                             tmp_path / "run", "--model", tiny_model_dir, "--max-steps", "1",
+                             "--eval-every", "1", "--batch-size", "2", "--lr", "1e-9")
+    assert code == 0, err
+    assert ("no --valid: validating on 4 items of 1 questions carved from --train (a seeded "
+            "10% of its questions; not trained on)") in err
+    assert "done: 1/1 steps (all steps run)" in out
+    training = json.loads((tmp_path / "run" / "training.json").read_text())
+    said = "at step 0 (the base weights: training never beat them on validation" in out
+    assert said == (training["best_step"] == 0)
+    one = tmp_path / "one.jsonl"
+    write_jsonl([i for i in items if i.question_id == "q0"], one)
+    code, out, err = run_cli(monkeypatch, capsys, "train", "--train", one, "--out",
+                             tmp_path / "run2", "--model", tiny_model_dir)
+    assert code == 2 and "--valid: cannot carve validation questions" in err
+
+
+def test_a_fine_tuned_model_whose_kept_step_is_0_is_labelled_so(tmp_path, tiny_model_dir):
+    from surveytune import Simulator, TrainConfig
+
+    items = synthetic_items(n_questions=4, populations=COUNTRIES)
+    sim = Simulator.load(str(tiny_model_dir))
+    result = sim.fit([i for i in items if i.question_id != "q3"],
+                     [i for i in items if i.question_id == "q3"], tmp_path / "run",
+                     TrainConfig(max_steps=1, eval_every=1, batch_size=2, learning_rate=1e-9),
+                     progress=False)
+    adapter = tmp_path / "run" / "adapter"
+    assert Simulator.load(str(tiny_model_dir), adapter=adapter).kept_step == result.best_step
+    meta_file = adapter / "surveytune.json"
+    for step, label in ((0, "fine-tuned (kept step 0: the base weights)"), (1, "fine-tuned")):
+        meta = json.loads(meta_file.read_text())
+        meta_file.write_text(json.dumps({**meta, "step": step}))
+        loaded = Simulator.load(str(tiny_model_dir), adapter=adapter)
+        assert loaded.label == label and loaded.method == "fine-tuned"
+    assert Simulator.load(str(tiny_model_dir)).label == "zero-shot"

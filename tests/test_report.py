@@ -331,3 +331,14 @@ def test_findings_goals_and_the_report_use_the_paired_intervals(tmp_path):
     assert ("| test_2 | 60 (6) | fine-tuned | country-mean | -0.020 [-0.030, -0.010] | below |"
             in text)
     assert RunResults.from_dict(RunResults.from_dict(run).to_dict()) == RunResults.from_dict(run)
+
+
+def test_a_run_that_kept_step_0_says_so_beside_the_fine_tuned_rows(tmp_path):
+    run = {"results": [{"method": "fine-tuned", "split": "test_2", "n": 5, "1-jsd": 0.8},
+                       {"method": "uniform", "split": "test_2", "n": 5, "1-jsd": 0.7}],
+           "kept_step": 0}
+    (tmp_path / "results.json").write_text(json.dumps(run))
+    assert "The kept checkpoint is step 0" in write_results_md(tmp_path, WVS).read_text()
+    run["kept_step"] = 30
+    (tmp_path / "results.json").write_text(json.dumps(run))
+    assert "The kept checkpoint is step 0" not in write_results_md(tmp_path, WVS).read_text()

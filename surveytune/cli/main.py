@@ -195,9 +195,11 @@ app.command()(ask.evaluate)
 
 @app.command()
 def train(train: Annotated[Path, typer.Option("--train", help="Training survey file.")],
-          valid: Annotated[Path, typer.Option("--valid", help="Validation file: the "
-                                                             "checkpoint is chosen on it.")],
           out: Annotated[Path, typer.Option(help="Run folder (re-run to resume).")],
+          valid: Annotated[Optional[Path], typer.Option(
+              "--valid", help="Validation file: the checkpoint is chosen on it (default: a "
+                              "seeded 10% of the training file's questions, not trained on).")]
+          = None,
           model: ModelOpt = "smollm2-135m-instruct", dtype: DtypeOpt = "auto",
           chat: ChatOpt = None, template: TemplateOpt = None, prompt: PromptOpt = None,
           device: DeviceOpt = "auto",
@@ -237,8 +239,10 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
             heldout_populations=heldout_populations, select_on=select_on,
             calibrate=calibrate, gradient_checkpointing=gradient_checkpointing)
     train_items, valid_items = (
-        load_items(path, allow_unknown_populations=allow_unknown_populations)
-        for path in (train, valid))
+        None if path is None else load_items(
+            path, allow_unknown_populations=allow_unknown_populations) for path in (train, valid))
+    if valid_items is None:
+        train_items, valid_items = _carved(train_items, seed)
     prompt_template = _template(template)
     main_process = launched_rank() == 0  # under `accelerate launch` only rank 0 owns --out
     if main_process:
@@ -255,10 +259,29 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
     summary = {"out": str(out), "adapter": str(out / "adapter"), "best_step": result.best_step,
                "best_valid_loss": result.best_valid_loss, "steps_done": result.steps_done,
                "total_steps": result.total_steps, "stopped_by": result.stopped_by}
+    stopped = {"steps": "all steps run", "max_minutes": "stopped by --max-minutes"}
+    kept = (" (the base weights: training never beat them on validation; the adapter "
+            "predicts with them and its prior)" if result.best_step == 0 else "")
     typer.echo(json.dumps(summary) if as_json else
-               f"done: {result.steps_done}/{result.total_steps} steps ({result.stopped_by}); "
-               f"best valid loss {result.best_valid_loss:.4f} at step {result.best_step}; "
+               f"done: {result.steps_done}/{result.total_steps} steps "
+               f"({stopped.get(result.stopped_by, result.stopped_by)}); best valid loss "
+               f"{result.best_valid_loss:.4f} at step {result.best_step}{kept}; "
                f"adapter in {out / 'adapter'}")
+
+
+def _carved(items, seed: int):
+    """Validation questions carved from the training items when no --valid is given."""
+    from surveytune.data.splits import CARVED_VALID_FRACTION, carve_questions
+
+    try:
+        kept, valid = carve_questions(items, seed=seed)
+    except ValueError as exc:
+        raise DataError(str(exc), file="--valid") from None
+    questions = len({(i.survey, i.question_id) for i in valid})
+    print(f"no --valid: validating on {len(valid)} items of {questions} questions carved from "
+          f"--train (a seeded {CARVED_VALID_FRACTION:.0%} of its questions; not trained on)",
+          file=sys.stderr)
+    return kept, valid
 
 
 app.command()(ask.predict)

@@ -171,6 +171,9 @@ class RunResults:
     # with its interval resampling questions (surveytune.methods.stats): {"split", "method",
     # "versus", "metric", "n", "questions", "difference", "low", "high", "level", "verdict"}.
     comparisons: list[dict[str, Any]] = field(default_factory=list)
+    # The training step whose weights the fine-tuned model has (0: the base weights; None
+    # in runs made before it was recorded).
+    kept_step: int | None = None
 
     def comparison(self, split: str, method: str, versus: str) -> dict[str, Any] | None:
         """The comparison row of ``method`` against ``versus`` on ``split`` (None if absent)."""
@@ -187,7 +190,7 @@ class RunResults:
                 "question_fraction": self.question_fraction, "evaluated": self.evaluated,
                 "subpop_wd": self.subpop_wd, "language_pairs": self.language_pairs,
                 "calibration": self.calibration, "precision": self.precision,
-                "comparisons": self.comparisons}
+                "comparisons": self.comparisons, "kept_step": self.kept_step}
 
     @classmethod
     def from_dict(cls, raw: Any, path: Path | None = None) -> RunResults:
@@ -214,7 +217,8 @@ class RunResults:
                    precision=_object(raw.get("precision") or {}, path, ()),
                    comparisons=[_object(c, path, ("split", "method", "versus", "difference",
                                                   "low", "high", "verdict"))
-                                for c in raw.get("comparisons") or []])
+                                for c in raw.get("comparisons") or []],
+                   kept_step=raw.get("kept_step"))
 
     @classmethod
     def read(cls, run_dir: str | os.PathLike) -> RunResults:

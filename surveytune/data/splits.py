@@ -297,3 +297,22 @@ def held_out_groups(splits: Mapping[str, Sequence[SurveyItem]]) -> list[str]:
     """The populations of a :func:`gss_splits` result that are not in its train split."""
     trained = {i.population for i in splits.get("train", ())}
     return sorted({i.population for items in splits.values() for i in items} - trained)
+
+
+CARVED_VALID_FRACTION = 0.1
+"""The share of a training file's questions ``train`` validates on when no --valid is given."""
+
+
+def carve_questions(items: Sequence[SurveyItem], fraction: float = CARVED_VALID_FRACTION,
+                    seed: int = 0) -> tuple[list[SurveyItem], list[SurveyItem]]:
+    """Split training items into (kept, validation) by a seeded sample of whole questions
+    (``fraction`` of them, at least one, leaving at least one to train on); the validation
+    items get ``split="valid"``. Nothing of a test file is touched."""
+    questions = sorted({(i.survey, i.question_id) for i in items})
+    if len(questions) < 2:
+        raise ValueError("cannot carve validation questions from a file with one question; "
+                         "give a validation file")
+    count = min(len(questions) - 1, max(1, round(fraction * len(questions))))
+    held = set(random.Random(seed).sample(questions, count))
+    return ([i for i in items if (i.survey, i.question_id) not in held],
+            [i.replace(split="valid") for i in items if (i.survey, i.question_id) in held])

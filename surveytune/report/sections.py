@@ -325,6 +325,10 @@ def comparisons_table(run: RunResults) -> Tab | None:
     return tab
 
 
+KEPT_STEP_0 = ("The kept checkpoint is step 0: training never beat the base weights on "
+               "validation, so \"fine-tuned\" here is the base model with the training's prior "
+               "and calibration.")
+
 COMPARISONS_SENTENCE = (
     "The model's 1-jsd minus the baseline's on the same items, with a 95% paired bootstrap "
     "interval that resamples whole questions (a question's populations are not independent; "
@@ -366,7 +370,8 @@ def sections(run: RunResults, study: StudySections = StudySections()) -> list[Se
     found = findings(run, wording=study.split_wording)
     result: list[Section] = [
         ("Findings: fine-tuned vs zero-shot and the baselines (1-jsd)",
-         [("list", found)] if found else [("skip", "No fine-tuned results in this run.")]),
+         ([("list", found)] + ([("note", KEPT_STEP_0)] if run.kept_step == 0 else []))
+         if found else [("skip", "No fine-tuned results in this run.")]),
         *study.opening(run),
         ("1-jsd on every split", [
             ("p", f"Every model score beside the baselines {_join(_competitors(run))}. "

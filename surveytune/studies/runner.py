@@ -264,6 +264,10 @@ class Study:
         sim.fit(splits["train"], splits["valid"], self.out / "train", self.budget.train)
         return adapter
 
+    def _kept_step(self) -> int | None:
+        training = read_run_training(self.out)
+        return None if training is None else training.best_step
+
     @staticmethod
     def _calibration(adapter: Path) -> dict[str, Any]:
         """The fine-tuned model's calibration as its adapter records it ({} when none)."""
@@ -318,6 +322,7 @@ class Study:
             evaluated={name: len(index) for name, index in evaluated.items()},
             order_consistency=self._order_rows(), study=self.spec.name,
             calibration=calibration, precision=self._precision(), comparisons=comparisons,
+            kept_step=self._kept_step(),
             **self.spec.extra_results(scored))
         results.write(self.out)
         return results
