@@ -350,3 +350,26 @@ def test_csv_options_take_the_question_order_whatever_population_comes_first(tmp
     assert kenya.options == chad.options == ("No", "Yes")
     assert kenya.distribution == pytest.approx((0.4, 0.6))
     assert chad.distribution == pytest.approx((0.3, 0.7))
+
+
+def test_a_new_format_is_one_loader_and_one_registry_line(tmp_path, monkeypatch):
+    """A toy "one line per item" format: question|population|share of the first of 2 options."""
+    from surveytune.data import loaders
+
+    def load_pipes(path):
+        items = []
+        for line in Path(path).read_text().splitlines():
+            question, population, share = line.split("|")
+            items.append(make_item(survey="pipes", question_id=question, question=question,
+                                   options=["yes", "no"], population=population,
+                                   distribution=[float(share), 1 - float(share)]))
+        return items
+
+    monkeypatch.setitem(loaders.LOADERS, "pipes", load_pipes)  # the registry line
+    path = tmp_path / "answers.txt"
+    path.write_text("Trust?|France|0.25\nTrust?|Japan|0.5\n")
+    items = load_items(path, format="pipes")
+    assert [(i.population, i.distribution) for i in items] == [("France", (0.25, 0.75)),
+                                                               ("Japan", (0.5, 0.5))]
+    with pytest.raises(DataError, match="unknown format 'nope'; known: auto, jsonl, csv"):
+        load_items(path, format="nope")

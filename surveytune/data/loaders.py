@@ -120,9 +120,6 @@ __all__ = ["DATA_FILES", "FORMATS", "PUBLIC_ROUNDING_TOLERANCE", "WVS_MISSING_LA
            "is_wvs_missing_label", "load_csv", "load_goqa", "load_gss", "load_items", "load_jsonl",
            "load_paper_json", "load_wvs_unified", "wvs_paper_split_labels"]
 
-FORMATS = ("auto", "jsonl", "csv", "wvs-unified", "paper-json", "goqa", "gss")
-
-
 def load_jsonl(path: PathLike) -> list[SurveyItem]:
     """Load the generic/canonical JSONL format (see the module docstring)."""
     path = Path(path)
@@ -295,7 +292,7 @@ def load_csv(path: PathLike) -> list[SurveyItem]:
 
 # --------------------------------------------------------------------------- dispatch
 
-_LOADERS: dict[str, Callable[..., list[SurveyItem]]] = {
+LOADERS: dict[str, Callable[..., list[SurveyItem]]] = {
     "jsonl": load_jsonl,
     "csv": load_csv,
     "wvs-unified": load_wvs_unified,
@@ -303,6 +300,12 @@ _LOADERS: dict[str, Callable[..., list[SurveyItem]]] = {
     "goqa": load_goqa,
     "gss": load_gss,
 }
+"""The data formats by name: adding one is a loader ``load(path) -> list[SurveyItem]`` that
+builds its items with ``make_item`` and one line here (``--format NAME``), plus a rule in
+:func:`detect_format` if "auto" should recognise it."""
+
+FORMATS = ("auto", *LOADERS)
+"""The ``--format`` values of the built-in formats."""
 
 
 def detect_format(path: PathLike) -> str:
@@ -326,7 +329,7 @@ def detect_format(path: PathLike) -> str:
     if not path.exists():
         raise DataError("file not found", file=path)
     raise DataError(f"cannot tell the format from the extension {suffix!r}; pass one of "
-                    f"{', '.join(FORMATS[1:])}", file=path)
+                    f"{', '.join(LOADERS)}", file=path)
 
 
 # Where each format keeps an item's population, for the refusal of an unknown one.
@@ -378,13 +381,14 @@ def load_items(path: PathLike, format: str = "auto", *, allow_unknown_population
     refused.
     """
     path = Path(path)
-    if format not in FORMATS:
-        raise DataError(f"unknown format {format!r}; known: {', '.join(FORMATS)}", file=path)
+    if format != "auto" and format not in LOADERS:
+        raise DataError(f"unknown format {format!r}; known: auto, {', '.join(LOADERS)}",
+                        file=path)
     if not path.exists():
         raise DataError("file not found", file=path)
     if format == "auto":
         format = detect_format(path)
-    items = _LOADERS[format](path, **kwargs)
+    items = LOADERS[format](path, **kwargs)
     if not items:
         raise DataError("no items in this file", file=path)
     check_unique_ids(items)
