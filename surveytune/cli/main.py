@@ -66,7 +66,7 @@ def _flags_named(flags: dict[str, str] | None = None) -> Iterator[None]:
 
 @data_app.command("check")
 def data_check(file: Path, format: Annotated[str, typer.Option(help="auto, jsonl, csv, "
-               "wvs-unified, paper-json, goqa or gss.")] = "auto",
+               "wvs-unified, paper-json, goqa or subpop-gss.")] = "auto",
                allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False):
     """Validate a survey file and say what it holds."""
     from surveytune.data.items import describe

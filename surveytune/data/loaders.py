@@ -298,7 +298,7 @@ LOADERS: dict[str, Callable[..., list[SurveyItem]]] = {
     "wvs-unified": load_wvs_unified,
     "paper-json": load_paper_json,
     "goqa": load_goqa,
-    "gss": load_gss,
+    "subpop-gss": load_gss,
 }
 """The data formats by name: adding one is a loader ``load(path) -> list[SurveyItem]`` that
 builds its items with ``make_item`` and one line here (``--format NAME``), plus a rule in
@@ -323,7 +323,7 @@ def detect_format(path: PathLike) -> str:
             if "survey_guess" in record:
                 return "goqa"
             if "qkey" in record:
-                return "gss"
+                return "subpop-gss"
             break
         return "jsonl"
     if not path.exists():
@@ -334,7 +334,7 @@ def detect_format(path: PathLike) -> str:
 
 # Where each format keeps an item's population, for the refusal of an unknown one.
 _POPULATION_FIELDS = {"wvs-unified": "country", "goqa": "country", "paper-json": "instruction",
-                      "gss": "group"}
+                      "subpop-gss": "group"}
 
 
 def check_populations(items: Sequence[SurveyItem], *, field: str = "population",
