@@ -33,10 +33,11 @@ def gguf_path(name: str = DEFAULT_MODEL) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / gguf_file
 
 
-def start(log_path: Path, api_key: str, *, threads: int = 2, n_ctx: int = 2048,
+def start(log_path: Path, api_key: str | None, *, threads: int = 2, n_ctx: int = 2048,
           alias: str = DEFAULT_MODEL) -> tuple[subprocess.Popen, str]:
-    """The server, and its base URL once ``/v1/models`` answers; fails with the log's tail
-    when it has not started within ``STARTUP_S`` seconds."""
+    """The server (checking ``api_key``, or no key when None), and its base URL once
+    ``/v1/models`` answers; fails with the log's tail when it has not started within
+    ``STARTUP_S`` seconds."""
     import requests
 
     port = free_port()
@@ -45,14 +46,16 @@ def start(log_path: Path, api_key: str, *, threads: int = 2, n_ctx: int = 2048,
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
          "--host", "127.0.0.1", "--port", str(port), "--model_alias", alias,
          "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch",
-         str(threads), "--logits_all", "true", "--api_key", api_key, "--verbose", "false"],
+         str(threads), "--logits_all", "true", *(["--api_key", api_key] if api_key else []),
+         "--verbose", "false"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline and process.poll() is None:
         try:
             answer = requests.get(f"{base_url}/models", timeout=2,
-                                  headers={"Authorization": f"Bearer {api_key}"})
+                                  headers={"Authorization": f"Bearer {api_key}"}
+                                  if api_key else {})
             if answer.status_code == 200:
                 return process, base_url
         except requests.RequestException:

@@ -2,7 +2,8 @@
 ``llama-cpp-python[server]`` (``make install-server``), serving the embedded SmolLM2 GGUF on a
 free loopback port. Compared with the hf backend on 30 real valid items (the Q4_1 GGUF against
 its dequantised float32 weights). Bad URLs, an unreachable server, a missing or wrong API key
-and a server that never gives the letters each end with exit code 2 and one line."""
+and a server that never gives the letters each end with exit code 2 and one line; a server that
+checks no key is used without one."""
 
 from __future__ import annotations
 
@@ -166,7 +167,12 @@ def test_server_faults_end_with_one_line(llama_server, api_key, tmp_path, monkey
         "name": "no-letter", "user": "{population}. {question} {options}",
         "answer_prefix": "\n\nPi is 3.14159. One plus two is three (written as a digit: ("}))
     cases = {
-        "wrong key": (["--base-url", llama_server], {"SURVEYTUNE_API_KEY": "wrong"}, "HTTP 401"),
+        "wrong key": (["--base-url", llama_server], {"SURVEYTUNE_API_KEY": "wrong"},
+                      "HTTP 401: Invalid API key (sent the key in $SURVEYTUNE_API_KEY or "
+                      "$OPENAI_API_KEY)"),
+        "no key": (["--base-url", llama_server], {"SURVEYTUNE_API_KEY": None},
+                   "HTTP 401: Invalid API key (sent no key; set $SURVEYTUNE_API_KEY or "
+                   "$OPENAI_API_KEY)"),
         "model not served": (["--base-url", llama_server, "--model", "gpt-9",
                               "--tokenizer", DEFAULT_MODEL], {}, "does not serve 'gpt-9'"),
         "letters never come": (["--base-url", llama_server, "--top-logprobs", "1",
@@ -175,7 +181,10 @@ def test_server_faults_end_with_one_line(llama_server, api_key, tmp_path, monkey
     }
     for name, (args, env, words) in cases.items():
         for key, value in env.items():
-            monkeypatch.setenv(key, value)
+            if value is None:
+                monkeypatch.delenv(key)
+            else:
+                monkeypatch.setenv(key, value)
         code, out, err = run_cli(monkeypatch, capsys, "evaluate", "--data", data, "--out",
                                  tmp_path / name, "--backend", "openai", *args)
         monkeypatch.setenv("SURVEYTUNE_API_KEY", KEY)
@@ -202,7 +211,6 @@ def test_client_faults_end_with_one_line(tmp_path, monkeypatch, capsys):
                      "bad port"),
         "unreachable": (["--base-url", closed], {"SURVEYTUNE_API_KEY": KEY},
                         "cannot reach the server"),
-        "no key": (["--base-url", closed], {}, "needs an API key in $SURVEYTUNE_API_KEY"),
         "hf flag": (["--base-url", closed, "--device", "cuda"], {"SURVEYTUNE_API_KEY": KEY},
                     "--device: applies to another backend"),
         "bad backend": (["--backend", "nope"], {}, "--backend: must be one of hf, openai"),
@@ -221,3 +229,24 @@ def test_client_faults_end_with_one_line(tmp_path, monkeypatch, capsys):
         assert KEY not in err
         assert time.monotonic() - started < 30  # no long retries before a refusal
         assert not (tmp_path / name).exists()
+
+
+def test_a_local_server_that_checks_no_key_needs_none(tmp_path, monkeypatch, capsys):
+    if not (HAVE_SERVER and HAVE_GGUF):
+        pytest.skip("needs llama.cpp's server and the embedded GGUF (make test WITH_SERVER=1)")
+    process, base_url = start(tmp_path / "server.log", None)
+    try:
+        for variable in ("SURVEYTUNE_API_KEY", "OPENAI_API_KEY"):
+            monkeypatch.delenv(variable, raising=False)
+        data = tmp_path / "s.jsonl"
+        data.write_text(json.dumps({"question_id": "q1", "question": "Trust?",
+                                    "population": "France", "options": ["Yes", "No"],
+                                    "distribution": [0.5, 0.5]}) + "\n")
+        code, out, err = run_cli(monkeypatch, capsys, "evaluate", "--data", data, "--out",
+                                 tmp_path / "eval", "--backend", "openai", "--base-url",
+                                 base_url, "--json")
+        assert code == 0, err
+        record = json.loads((tmp_path / "eval" / "predictions.jsonl").read_text())
+        assert sum(record["predicted"]) == pytest.approx(1.0, abs=1e-5)
+    finally:
+        stop(process)

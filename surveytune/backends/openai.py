@@ -16,8 +16,9 @@ with the count of such items (raise ``top_logprobs`` to make it rarer);
 always refused: the server's tokenizer does not produce them as single tokens after "(", or
 the model wants to say something else.
 
-The API key comes from ``$SURVEYTUNE_API_KEY``, else ``$OPENAI_API_KEY`` (any value for a
-local server that checks none); it is sent as a bearer token and never printed. Requests run
+The API key comes from ``$SURVEYTUNE_API_KEY``, else ``$OPENAI_API_KEY``; it is sent as a
+bearer token only when one is set (a local server that checks none needs nothing) and never
+printed. A server that answers 401 or 403 is refused naming the variables to set. Requests run
 in ``concurrency`` threads, each retried ``retries`` times with exponential backoff on
 connection errors, timeouts, 429 and 5xx answers.
 """
@@ -80,13 +81,12 @@ class MissingLettersWarning(UserWarning):
     """Some option letters were not in the server's top-K logprobs and got a floor."""
 
 
-def api_key() -> str:
-    """The API key from the environment; refused with one line when none is set."""
+def api_key() -> str | None:
+    """The API key from the environment (None when none is set: sent without one)."""
     for name in API_KEY_VARIABLES:
         if os.environ.get(name):
             return os.environ[name]
-    raise ModelError("the openai backend needs an API key in $SURVEYTUNE_API_KEY or "
-                     "$OPENAI_API_KEY (any value for a local server that checks none)")
+    return None
 
 
 def check_base_url(base_url: str | None) -> str:
@@ -143,7 +143,7 @@ class OpenAIBackend(ScoringOnly):
     model_name: str
     base_url: str
     tokenizer: Any
-    key: str = field(repr=False)
+    key: str | None = field(repr=False)
     top_logprobs: int = 20
     concurrency: int = 8
     timeout: float = 60.0
@@ -159,7 +159,8 @@ class OpenAIBackend(ScoringOnly):
 
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
-            self._local.session.headers["Authorization"] = f"Bearer {self.key}"
+            if self.key:
+                self._local.session.headers["Authorization"] = f"Bearer {self.key}"
         return self._local.session
 
     def request(self, method: str, path: str, payload: dict | None = None, *,
@@ -186,6 +187,11 @@ class OpenAIBackend(ScoringOnly):
             if answer.status_code == 429 or answer.status_code >= 500:
                 problem = f"HTTP {answer.status_code}: {_message(answer)}"
                 continue
+            if answer.status_code in (401, 403):
+                sent = "the key in" if self.key else "no key; set"
+                raise ModelError(f"the server at {self.base_url} refused {method} {path}: "
+                                 f"HTTP {answer.status_code}: {_message(answer)} (sent {sent} "
+                                 "$SURVEYTUNE_API_KEY or $OPENAI_API_KEY)")
             if answer.status_code >= 400:
                 raise ModelError(f"the server at {self.base_url} refused {method} {path}: "
                                  f"HTTP {answer.status_code}: {_message(answer)}")
