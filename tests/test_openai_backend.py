@@ -151,10 +151,13 @@ def test_cli_evaluate_on_the_server_writes_the_same_files(llama_server, api_key,
                                 "--country", "Sweden", "--backend", "openai", "--base-url",
                                 llama_server, "--order-average", "--json")
     assert code == 0, err
-    rows = json.loads(stdout)
-    assert [r["population"] for r in rows] == ["Egypt", "Sweden"]
-    for row in rows:
-        assert row["Yes"] + row["No"] == pytest.approx(1) and 0 < row["letter_mass"] <= 1
+    rows = json.loads(stdout)  # the long-form table: one row per population and option
+    assert [(r["population"], r["option"]) for r in rows] == [
+        (p, o) for p in ("Egypt", "Sweden") for o in ("Yes", "No")]
+    for population in ("Egypt", "Sweden"):
+        mine = [r for r in rows if r["population"] == population]
+        assert sum(r["share"] for r in mine) == pytest.approx(1)
+        assert 0 < mine[0]["letter_mass"] <= 1
 
 
 def test_server_faults_end_with_one_line(llama_server, api_key, tmp_path, monkeypatch, capsys):

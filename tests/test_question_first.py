@@ -130,9 +130,9 @@ def test_predict_and_evaluate_take_the_prompt_style(monkeypatch, capsys, tmp_pat
     args = ("predict", "--model", tiny_model_dir, "--question", "Trust?", "--option", "Yes",
             "--option", "No", "--country", "France", "--country", "Japan", "--json")
     code, out, _ = run_cli(monkeypatch, capsys, *args, "--prompt", "question-first")
-    shared = {row["population"]: row["Yes"] for row in json.loads(out)}
+    shared = {r["population"]: r["share"] for r in json.loads(out) if r["option"] == "Yes"}
     code_paper, out_paper, _ = run_cli(monkeypatch, capsys, *args)
-    paper = {row["population"]: row["Yes"] for row in json.loads(out_paper)}
+    paper = {r["population"]: r["share"] for r in json.loads(out_paper) if r["option"] == "Yes"}
     assert code == code_paper == 0 and shared != paper  # another prompt, other numbers
     path = tmp_path / "mine.jsonl"
     write_jsonl(path, [GOOD, {**GOOD, "population": "Spain"}])

@@ -265,7 +265,7 @@ def _message(answer: Any) -> str:
     """The error message of a server's answer, on one line, shortened."""
     try:
         body = answer.json()
-        error = body.get("error", body) if isinstance(body, dict) else body
+        error = body.get("error", body.get("detail", body)) if isinstance(body, dict) else body
         text = error.get("message", str(error)) if isinstance(error, dict) else str(error)
     except ValueError:
         text = answer.text
