@@ -262,9 +262,9 @@ def test_goals_say_met_or_missed_with_the_numbers(tmp_path):
                                   "top_option_agreement": 0.9, "1-jsd": 0.97}]}
     lines = goal_lines(RunResults.from_dict(run))
     assert lines == [
-        "MISSED: test_2 (unseen countries) fine-tuned 0.850 above country-mean 0.840, "
+        "MISSED: test_2 (unseen countries) fine-tuned 0.850 vs country-mean 0.840, "
         "region-mean 0.860",
-        "met: goqa (unseen survey) fine-tuned 0.720 above uniform 0.710",
+        "met: goqa (unseen survey) fine-tuned 0.720 vs uniform 0.710",
         "met: test_2 between-population 1-jsd of fine-tuned 0.910 within 0.05 of the humans' "
         "0.873 (gap +0.037)",
         "met: fine-tuned top option unchanged under option reversal on 90% of 90 valid items "
@@ -288,7 +288,7 @@ def test_goals_met_by_the_prior_alone_say_so():
                            "prior_weights": {"seen": 1.0, "unseen": 0.5},
                            "fitted_on": {"seen": 200, "unseen": 200}}}
     lines = goal_lines(RunResults.from_dict(run))
-    assert lines[0] == ("met: test_2 (unseen countries) fine-tuned 0.860 above region-mean "
+    assert lines[0] == ("met: test_2 (unseen countries) fine-tuned 0.860 vs region-mean "
                         "0.850")  # scale 0.1: the model still counts
     assert lines[1].endswith("uniform 0.730 (the prior alone: the calibration gave the model "
                              "weight 0 for unseen questions)")
@@ -320,7 +320,7 @@ def test_findings_goals_and_the_report_use_the_paired_intervals(tmp_path):
                     "(+0.081 [+0.050, +0.110]), region-mean 0.840 (+0.011 [+0.002, +0.020]); "
                     "tied with country-mean 0.853 (-0.002 [-0.010, +0.006]).")
     assert goal_lines(results)[0] == (
-        "TIED: test_2 (unseen countries, n=60 items of 6 questions) fine-tuned 0.851 above "
+        "TIED: test_2 (unseen countries, n=60 items of 6 questions) fine-tuned 0.851 vs "
         "country-mean 0.853 (difference -0.002 [-0.010, +0.006]), region-mean 0.840 "
         "(difference +0.011 [+0.002, +0.020])")
     run["comparisons"][1].update(difference=-0.02, low=-0.03, high=-0.01, verdict="missed")

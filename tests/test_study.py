@@ -65,6 +65,14 @@ def test_reproduce_writes_results_and_resumes(tmp_path, tiny_model_dir):
     assert {r["split"] for r in results["results"]} == set(TINY.splits)
     goqa = [r for r in results["results"] if r["split"] == "goqa" and r["method"] == "zero-shot"]
     assert goqa[0]["n"] == 6  # the WVS row of GOQA is removed
+    # every model against every competitor, and fine-tuned against zero-shot, with intervals
+    pairs = {(c["split"], c["method"], c["versus"]): c for c in results["comparisons"]}
+    assert set(pairs) == {(s, m, v) for s in TINY.splits for m in ("zero-shot", "fine-tuned")
+                          for v in ("uniform", "country-mean", "region-mean", "population-style",
+                                    *(["zero-shot"] if m == "fine-tuned" else []))}
+    one = pairs[("goqa", "fine-tuned", "uniform")]
+    assert one["n"] == 6 and one["low"] <= one["difference"] <= one["high"]
+    assert one["verdict"] in ("met", "tied", "missed")
     for name in ("results.json", "results.md", "report.html", "baselines.json", "run.json",
                  "train/adapter/adapter_model.safetensors",
                  "predictions/zero-shot/test_2.jsonl", "predictions/fine-tuned/goqa.jsonl"):

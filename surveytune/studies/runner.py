@@ -339,16 +339,19 @@ def _diversity_row(split: str, method: str, items, predictions) -> DiversityRow:
 
 def _comparisons(split: ScoredSplit, baselines: Sequence[str],
                  metric: str = "1-jsd") -> list[dict[str, Any]]:
-    """Each model against each baseline on one split: the paired difference of ``metric``
-    with its 95% interval resampling the split's questions (the goals read these)."""
+    """Each model against each baseline (and fine-tuned against zero-shot) on one split: the
+    paired difference of ``metric`` with its 95% interval resampling the split's questions
+    (the findings and the goals read these)."""
     scores = {name: list(metrics_table(split.items, predicted)[metric])
               for name, predicted in split.baselines.items() if name in baselines}
     n_questions = len({(i.survey, i.question_id) for i in split.items})
     rows = []
-    for method, records in split.models.items():
+    for number, (method, records) in enumerate(split.models.items()):
         scores[method] = [r.score for r in records] if metric == "1-jsd" else list(
             metrics_table(split.items, [r.predicted for r in records])[metric])
-        for versus, interval in compare_to(split.items, scores, method, baselines).items():
+        earlier = list(split.models)[:number]  # fine-tuned is also compared with zero-shot
+        for versus, interval in compare_to(split.items, scores, method,
+                                           [*earlier, *baselines]).items():
             rows.append({"split": split.name, "method": method, "versus": versus,
                          "metric": metric, "n": interval.n_items, "questions": n_questions,
                          "difference": interval.mean, "low": interval.low,

@@ -88,7 +88,7 @@ def _beat_line(run: RunResults, goal: BeatGoal, tuned: float, refs: dict[str, fl
         n = f", n={row['n']} items of {row['questions']} questions"
     verdict = "missed" if "missed" in verdicts else "tied" if "tied" in verdicts else "met"
     return (f"{GOAL_WORDS[verdict]}: {goal.split} ({goal.what}{n}) fine-tuned {tuned:.3f} "
-            "above " + ", ".join(parts) + _prior_alone(run, goal.questions))
+            "vs " + ", ".join(parts) + _prior_alone(run, goal.questions))
 
 
 def goal_lines(run: RunResults, metric: str = "1-jsd") -> list[str]:

@@ -1,0 +1,181 @@
+"""Predictions from what is already known: real answers of other populations to the same
+question, weighted by how alike each is to the population asked about.
+
+For a cell (population ``p``, question ``q``) the prediction is the mean of the known answers
+of the other populations to ``q``, each weighted by ``exp(similarity(p, c) / temperature)``.
+The similarity of two populations is the mean 1-jsd of their answers to the questions both
+answered, ``q`` itself left out; a population that shares no answered question with any
+candidate (an unseen country) is weighted by world region instead (same UN sub-region, else
+continent, else all: the ``region-mean`` rule). A question nobody else answered gets the mean
+of the known answers with as many options (``country-mean``'s fallback), else uniform.
+
+The known answers are a training file and what the user observed (``--observed``): a new
+question asked of a few countries, or a new country's answers to a few questions. A cell that
+is itself known is returned as known. The temperature is chosen on the known answers only, by
+predicting a seeded sample of them from the others (leave one cell out).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from surveytune.data.items import SurveyItem
+
+__all__ = ["TEMPERATURES", "SimilarPopulations"]
+
+TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 1.0)
+"""The grid the weighting temperature is chosen from (1.0: nearly equal weights)."""
+
+FIT_CELLS = 400
+"""Known cells predicted from the others to choose the temperature (a seeded sample)."""
+
+Question = tuple[str, str]
+
+
+def _one_minus_jsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from scipy.spatial.distance import jensenshannon
+
+    with np.errstate(invalid="ignore"):  # identical rows: NaN means distance 0
+        return 1.0 - np.nan_to_num(jensenshannon(a, b, axis=-1), nan=0.0)
+
+
+@dataclass
+class SimilarPopulations:
+    """The known answers, indexed for similarity-weighted prediction (see the module)."""
+
+    answers: dict[Question, dict[str, np.ndarray]]
+    totals: dict[tuple[str, str], float]    # (p, c) -> summed 1-jsd over shared questions
+    counts: dict[tuple[str, str], int]      # (p, c) -> shared questions
+    temperature: float = 0.05
+
+    def __post_init__(self) -> None:
+        self._by_k: dict[int, np.ndarray] = {}  # the fallback per option count
+
+    @classmethod
+    def fit(cls, known: Sequence[SurveyItem], *, temperature: float | None = None,
+            seed: int = 0) -> SimilarPopulations:
+        """Index ``known`` and choose the temperature on it (unless one is given)."""
+        answers: dict[Question, dict[str, np.ndarray]] = {}
+        for item in known:
+            answers.setdefault((item.survey, item.question_id), {})[item.population] = (
+                np.asarray(item.distribution, dtype=float))
+        totals: dict[tuple[str, str], float] = {}
+        counts: dict[tuple[str, str], int] = {}
+        for by_population in answers.values():
+            names = sorted(by_population)
+            if len(names) < 2:
+                continue
+            pairs = list(combinations(range(len(names)), 2))
+            stacked = np.array([by_population[n] for n in names])
+            first, second = np.array(pairs).T
+            for (i, j), value in zip(pairs, _one_minus_jsd(stacked[first], stacked[second])):
+                for key in ((names[i], names[j]), (names[j], names[i])):
+                    totals[key] = totals.get(key, 0.0) + float(value)
+                    counts[key] = counts.get(key, 0) + 1
+        table = cls(answers, totals, counts)
+        table.temperature = (temperature if temperature is not None
+                             else table._choose_temperature(seed))
+        return table
+
+    def known(self, item: SurveyItem) -> np.ndarray | None:
+        """The known answer of the item's cell, or None."""
+        return self.answers.get((item.survey, item.question_id), {}).get(item.population)
+
+    def _similarity(self, population: str, other: str, question: Question) -> float | None:
+        """Mean 1-jsd over the questions both answered, ``question`` left out."""
+        total = self.totals.get((population, other), 0.0)
+        count = self.counts.get((population, other), 0)
+        own = self.answers.get(question, {})
+        if population in own and other in own:
+            total -= float(_one_minus_jsd(own[population], own[other]))
+            count -= 1
+        return total / count if count > 0 else None
+
+    def _weights(self, population: str, others: Sequence[str], question: Question,
+                 temperature: float) -> np.ndarray:
+        sims = [self._similarity(population, other, question) for other in others]
+        if any(s is not None for s in sims):
+            known = [s for s in sims if s is not None]
+            neutral = float(np.mean(known))
+            values = np.array([neutral if s is None else s for s in sims])
+            logits = (values - values.max()) / temperature
+            return np.exp(logits)
+        return _region_weights(population, others)
+
+    def _predict_cell(self, item: SurveyItem, temperature: float,
+                      leave_out: bool = False) -> np.ndarray:
+        question = (item.survey, item.question_id)
+        if not leave_out:
+            own = self.known(item)
+            if own is not None:
+                return own
+        others = {p: d for p, d in self.answers.get(question, {}).items()
+                  if p != item.population and d.size == item.n_options}
+        if not others:
+            return self._fallback(item)
+        names = list(others)
+        weights = self._weights(item.population, names, question, temperature)
+        mean = np.average(np.array([others[n] for n in names]), axis=0, weights=weights)
+        return mean / mean.sum()
+
+    def _fallback(self, item: SurveyItem) -> np.ndarray:
+        k = item.n_options
+        if k not in self._by_k:
+            same_k = [d for answers in self.answers.values() for d in answers.values()
+                      if d.size == k]
+            mean = np.mean(same_k, axis=0) if same_k else np.full(k, 1.0 / k)
+            self._by_k[k] = mean / mean.sum()
+        return self._by_k[k]
+
+    def predict(self, items: Sequence[SurveyItem]) -> list[np.ndarray]:
+        """One distribution per item: its known answer, else the weighted mean."""
+        return [self._predict_cell(item, self.temperature) for item in items]
+
+    def _choose_temperature(self, seed: int) -> float:
+        cells = [(q, p) for q, answers in self.answers.items() if len(answers) > 1
+                 for p in answers]
+        if not cells:
+            return TEMPERATURES[0]
+        rng = random.Random(seed)
+        sample = rng.sample(cells, min(FIT_CELLS, len(cells)))
+        best, best_score = TEMPERATURES[0], -np.inf
+        for temperature in TEMPERATURES:
+            scores = []
+            for (survey, question_id), population in sample:
+                truth = self.answers[(survey, question_id)][population]
+                probe = _Cell(survey, question_id, population, truth.size)
+                guess = self._predict_cell(probe, temperature, leave_out=True)
+                scores.append(float(_one_minus_jsd(truth, guess)))
+            if np.mean(scores) > best_score:
+                best, best_score = temperature, float(np.mean(scores))
+        return best
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """The parts of an item a prediction reads (for the leave-one-out fit)."""
+
+    survey: str
+    question_id: str
+    population: str
+    n_options: int
+
+
+def _region_weights(population: str, others: Sequence[str]) -> np.ndarray:
+    """1 for the others nearest in region (same UN sub-region, else continent), 0 for the
+    rest; all 1 when the population has no region or none is near."""
+    from surveytune.data.regions import LEVELS, region_of
+
+    home = region_of(population)
+    if home is not None:
+        regions = [region_of(other) for other in others]
+        for level in LEVELS:
+            near = np.array([r is not None and r.at(level) == home.at(level) for r in regions])
+            if near.any():
+                return near.astype(float)
+    return np.ones(len(others))
