@@ -28,7 +28,7 @@ from surveytune.data.items import SurveyItem
 
 __all__ = ["TEMPERATURES", "SimilarPopulations"]
 
-TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 1.0)
+TEMPERATURES = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1.0)
 """The grid the weighting temperature is chosen from (1.0: nearly equal weights)."""
 
 FIT_CELLS = 400
