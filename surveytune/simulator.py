@@ -270,19 +270,28 @@ class Simulator:
         return f"the calibration gives the model weight {scales} (0: the prior alone)"
 
     def evaluate(self, splits: dict[str, Sequence[SurveyItem]], *,
-                 reference: Sequence[SurveyItem] | None = None, level: float = 0.95,
+                 reference: Sequence[SurveyItem] | None = None,
+                 observed: Sequence[SurveyItem] | None = None, level: float = 0.95,
                  predictions_path: str | os.PathLike | None = None,
                  progress: bool = True) -> pd.DataFrame:
         """A tidy table per split: the model's mean of every metric beside the baselines
         (:mod:`surveytune.methods.scorecard`: ``uniform``; fitted on ``reference``, the
-        population-mean ones; ``country-mean-loo`` within the split), each baseline's row with
-        the paired difference of ``1-jsd`` to the model, its ``level`` interval over
-        questions and the verdict; optionally the per-item predictions as JSONL."""
+        population-mean ones; with ``observed`` answers, ``similar-populations``;
+        ``country-mean-loo`` within the split), each baseline's row with the paired difference
+        of ``1-jsd`` to the model, its ``level`` interval over questions and the verdict;
+        optionally the per-item predictions as JSONL. Items whose cell is observed are not
+        scored (their answer is known)."""
         rows, records = [], []
+        known = {(i.survey, i.question_id, i.population) for i in observed or ()}
+        splits = {split: [i for i in items if (i.survey, i.question_id, i.population)
+                          not in known] for split, items in splits.items()}
         for split, items in splits.items():
+            if not items:
+                raise ValueError(f"every item of {split!r} is an observed cell: nothing to "
+                                 "score")
             predictions = self.predict(items, progress=progress, desc=f"scoring {split}")
             rows += scorecard(items, {self.method: [p.distribution for p in predictions]},
-                              split=split, reference=reference, level=level)
+                              split=split, reference=reference, observed=observed, level=level)
             records += prediction_records(split, items, predictions)
         if predictions_path is not None:
             write_predictions(records, predictions_path)

@@ -202,3 +202,26 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch, questionnaire, ca
         "Egypt", "POLPARTY: Democrat"}
     assert {"uniform", "country-mean", "region-mean"} <= set(scope["scores"]["method"])
     assert "verdict" in capsys.readouterr().out
+
+
+def test_evaluate_with_observed_answers_adds_the_similar_populations_baseline(
+        monkeypatch, capsys, tmp_path, tiny_model_dir):
+    countries = (*COUNTRIES, "Chile", "Kenya")
+    items = synthetic_items(n_questions=6, populations=countries)
+    new = [i for i in items if i.question_id in ("q4", "q5")]
+    write_jsonl([i for i in items if i.question_id not in ("q4", "q5")], tmp_path / "past.jsonl")
+    write_jsonl(new, tmp_path / "mine.jsonl")
+    write_jsonl([i for i in new if i.population in ("Egypt", "Sweden")], tmp_path / "seen.jsonl")
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", "--model", tiny_model_dir,
+                             "--data", tmp_path / "mine.jsonl", "--reference",
+                             tmp_path / "past.jsonl", "--observed", tmp_path / "seen.jsonl",
+                             "--out", tmp_path / "ev", "--json")
+    assert code == 0, err
+    assert "--observed: 4 observed cells; 4 items of --data are among them" in err
+    rows = {r["method"]: r for r in json.loads(out)["results"]}
+    assert rows["similar-populations"]["kind"] == "competitor"
+    assert {r["n"] for r in rows.values()} == {8} and rows["zero-shot"]["questions"] == 2
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", "--model", tiny_model_dir,
+                             "--data", tmp_path / "seen.jsonl", "--observed",
+                             tmp_path / "seen.jsonl", "--out", tmp_path / "ev2")
+    assert code == 2 and "every item of 'seen' is an observed cell" in err

@@ -175,6 +175,10 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
              reference: Annotated[Optional[Path], typer.Option(
                  help="Past answers (a training split, earlier waves): the population-mean "
                       "baselines are fitted on it.")] = None,
+             observed: Annotated[Optional[Path], typer.Option(
+                 help="Answers you already have (some populations of a new question, a new "
+                      "population's answers to some questions): adds the similar-populations "
+                      "baseline; those cells of --data are not scored.")] = None,
              model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
              chat: ChatOpt = None, template: TemplateOpt = None,
              prompt: PromptOpt = None, batch_size: int = 8, order_average: OrderAverageOpt = False,
@@ -203,8 +207,15 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
         seen[path.stem] = path
     splits = {path.stem: load_items(path, allow_unknown_populations=allow_unknown_populations)
               for path in data}  # fail on bad data before loading
-    past = None if reference is None else load_items(
-        reference, allow_unknown_populations=allow_unknown_populations)
+    past, seen = (None if path is None else load_items(
+        path, allow_unknown_populations=allow_unknown_populations)
+        for path in (reference, observed))
+    if seen:
+        cells = {(i.survey, i.question_id, i.population) for i in seen}
+        skipped = sum((i.survey, i.question_id, i.population) in cells
+                      for items in splits.values() for i in items)
+        print(f"--observed: {len(seen)} observed cells; {skipped} items of --data are among "
+              "them and are not scored", file=sys.stderr)
     runfolder.check(out, "evaluate")
     sim = load_simulator(model, adapter, chat, load_template(template), batch_size,
                          order_average, backend, prompt)
@@ -213,11 +224,13 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
         for items in splits.values():
             _show_prompts(sim, items)
     with runfolder.claim(out, "evaluate"):
-        table = sim.evaluate(splits, reference=past, predictions_path=out / "predictions.jsonl")
+        table = sim.evaluate(splits, reference=past, observed=seen,
+                             predictions_path=out / "predictions.jsonl")
         rows = json.loads(table.to_json(orient="records"))
         payload = {"results": rows, "model": model, "method": sim.label,
                    "adapter": None if adapter is None else str(adapter),
                    "reference": None if reference is None else str(reference),
+                   "observed": None if observed is None else str(observed),
                    "dtype": backend.options.get("dtype", "auto"), "chat": sim.chat,
                    "backend": backend.name, "prompt": sim.prompt,
                    "order_average": order_average,

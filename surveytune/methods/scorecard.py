@@ -18,23 +18,32 @@ import numpy as np
 from surveytune.data.items import SurveyItem
 from surveytune.methods.baselines import BASELINES, baseline_predictors, country_mean_loo, uniform
 from surveytune.methods.metrics import METRIC_NAMES, metrics_table
+from surveytune.methods.observed import SimilarPopulations
 from surveytune.methods.stats import GOAL_VERDICTS, compare_to
 
 __all__ = ["baseline_predictions", "scorecard"]
 
 LOO = "country-mean-loo"
+SIMILAR = "similar-populations"
 
 
 def baseline_predictions(items: Sequence[SurveyItem],
-                         reference: Sequence[SurveyItem] | None = None
+                         reference: Sequence[SurveyItem] | None = None,
+                         observed: Sequence[SurveyItem] | None = None
                          ) -> dict[str, list[np.ndarray]]:
     """The baselines' predictions for ``items``, by name, in table order (see the module
-    docstring); ``country-mean-loo`` only when a question has two populations."""
+    docstring); ``country-mean-loo`` only when a question has two populations. With
+    ``observed`` answers (cells the user already has; none of ``items``), also
+    ``similar-populations`` (:mod:`surveytune.methods.observed`) fitted on the reference and
+    the observations."""
     found: dict[str, list[np.ndarray]] = {"uniform": uniform(items)}
     if reference:
         for name, predict in baseline_predictors(reference).items():
             if BASELINES[name].competitor and name not in found:
                 found[name] = predict(items)
+    if observed:
+        known = SimilarPopulations.fit([*(reference or ()), *observed])
+        found[SIMILAR] = known.predict(items)
     questions = [(item.survey, item.question_id) for item in items]
     if len(set(questions)) < len(questions):
         found[LOO] = country_mean_loo(items)
@@ -43,7 +52,8 @@ def baseline_predictions(items: Sequence[SurveyItem],
 
 def scorecard(items: Sequence[SurveyItem], predictions: Mapping[str, Sequence[Sequence[float]]],
               *, split: str = "data", reference: Sequence[SurveyItem] | None = None,
-              metric: str = "1-jsd", level: float = 0.95, seed: int = 0) -> list[dict[str, Any]]:
+              observed: Sequence[SurveyItem] | None = None, metric: str = "1-jsd",
+              level: float = 0.95, seed: int = 0) -> list[dict[str, Any]]:
     """One row per method: the models in ``predictions`` (name -> one distribution per item;
     the first is the one compared), then the baselines, each with its n, its number of
     questions and the mean of every metric. A baseline's row also holds the paired difference
@@ -53,7 +63,7 @@ def scorecard(items: Sequence[SurveyItem], predictions: Mapping[str, Sequence[Se
     if not predictions:
         raise ValueError("scorecard needs the predictions of at least one model")
     model = next(iter(predictions))
-    baselines = baseline_predictions(items, reference)
+    baselines = baseline_predictions(items, reference, observed)
     tables = {name: metrics_table(items, predicted)
               for name, predicted in {**predictions, **baselines}.items()}
     scores = {name: list(table[metric]) for name, table in tables.items()}
