@@ -32,6 +32,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_jsonl(items: Iterable[SurveyItem], path: str | os.PathLike) -> None:
-    """Write items in the canonical JSONL format, atomically."""
-    atomic_write_text(path, "".join(json.dumps(i.to_dict(), ensure_ascii=False) + "\n"
+    """Write items in the canonical JSONL format, atomically. An item whose option labels
+    repeat (a known defect of public GOQA rows) is marked ``"repeated_options": true``, so that
+    the file loads back."""
+    atomic_write_text(path, "".join(json.dumps(_record(i), ensure_ascii=False) + "\n"
                                     for i in items))
+
+
+def _record(item: SurveyItem) -> dict:
+    record = item.to_dict()
+    labels = [label.strip() for label in item.options]
+    if len(set(labels)) < len(labels):
+        record["repeated_options"] = True
+    return record

@@ -33,7 +33,9 @@ null; else one of ``items.SPLITS``), ``language`` (``"en"`` or ``"zh"``; default
 runs over, when some options such as "Hard to say" are off it; default: all). Blank lines are
 skipped, and unknown fields are ignored. ``question_id`` must be a JSON string and
 probabilities JSON numbers (``"0.5"`` is refused). Option labels within an item must differ,
-and one ``question_id`` must have the same question and options on every line. Texts over
+unless the record says ``"repeated_options": true`` (what :func:`write_jsonl` writes for the
+public GOQA rows whose Pew labels repeat, so they load back), and one ``question_id`` must have
+the same question and options on every line. Texts over
 ``items.MAX_QUESTION_CHARS`` / ``MAX_OPTION_CHARS``, lone surrogates, invalid UTF-8 and files
 without items are refused.
 
@@ -141,6 +143,7 @@ def load_jsonl(path: PathLike) -> list[SurveyItem]:
                 split=_optional_str(record, "split", None, source),
                 language=_optional_str(record, "language", "en", source),
                 id=ident, source=source, scale=_scale_of(dist),
+                allow_duplicate_options=record.get("repeated_options") is True,
                 scale_positions=record.get("scale_positions")))
     return items
 
