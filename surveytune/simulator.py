@@ -27,6 +27,7 @@ from surveytune.data.questionnaire import Question, items_for, load_questionnair
 from surveytune.data.records import PredictionRecord, write_predictions
 from surveytune.methods.calibration import Calibration
 from surveytune.methods.metrics import metrics_table
+from surveytune.methods.observed import SimilarPopulations
 from surveytune.methods.ordering import order_averaged, reversed_item
 from surveytune.methods.priors import Prior, calibration_groups
 from surveytune.methods.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
@@ -223,21 +224,38 @@ class Simulator:
 
     def predict_frame(self, questions: str | os.PathLike | Sequence[Question],
                       populations: Sequence[str | Population], *,
+                      observed: Sequence[SurveyItem] | None = None,
+                      reference: Sequence[SurveyItem] | None = None,
                       allow_unknown_populations: bool = False,
                       progress: bool = True) -> pd.DataFrame:
         """Every question of a questionnaire (a file, :mod:`surveytune.data.questionnaire`,
         or its questions) for every population, as one long-form table: ``survey,
         question_id, question, population, population_kind, option, letter, share,
-        letter_mass, method, model``. Populations are resolved as in :meth:`predict_question`."""
+        letter_mass, method, model``. Populations are resolved as in :meth:`predict_question`.
+
+        With ``observed`` answers (cells you already hold), an observed cell is returned as
+        observed (method ``observed``) and every other cell also gets the
+        ``similar-populations`` prediction (:mod:`surveytune.methods.observed`) from the
+        observed and the ``reference`` answers, beside the model's."""
         if isinstance(questions, (str, os.PathLike)):
             questions = load_questionnaire(questions)
         resolved = [p if isinstance(p, Population) else resolve_population(
             p, allow_unknown=allow_unknown_populations) for p in populations]
         items = items_for(questions, [(p.name, p.kind) for p in resolved])
-        predictions = self.predict(items, progress=progress, desc="predicting")
-        return pd.DataFrame(table_rows(items, [p.distribution for p in predictions],
-                                       [p.letter_mass for p in predictions],
-                                       method=self.label, model=self.model_name))
+        observed = _aligned(observed or (), questions)
+        known = {(i.survey, i.question_id, i.population) for i in observed}
+        asked = [i for i in items if (i.survey, i.question_id, i.population) not in known]
+        predictions = self.predict(asked, progress=progress, desc="predicting")
+        rows = table_rows(asked, [p.distribution for p in predictions],
+                          [p.letter_mass for p in predictions], method=self.label,
+                          model=self.model_name)
+        if observed:
+            table = SimilarPopulations.fit([*(reference or ()), *observed])
+            seen = [i for i in items if (i.survey, i.question_id, i.population) in known]
+            rows += table_rows(seen, table.predict(seen), method="observed", model="")
+            rows += table_rows(asked, table.predict(asked), method="similar-populations",
+                               model="")
+        return pd.DataFrame(rows)
 
     # -- evaluation ---------------------------------------------------------------------------
     @property
@@ -314,3 +332,13 @@ class Simulator:
         self.adapter = str(Path(out_dir) / "adapter")
         self.prior, self.calibration = result.prior, result.calibration
         return result
+
+
+def _aligned(observed: Sequence[SurveyItem], questions: Sequence[Question]) -> list[SurveyItem]:
+    """Observed answers to a questionnaire's questions under the questionnaire's survey name
+    (the two files name their survey after themselves); other observations as they are."""
+    survey_of = {q.question_id: q.survey for q in questions}
+    asked = {(q.survey, q.question_id) for q in questions}
+    return [i.replace(survey=survey_of[i.question_id])
+            if i.question_id in survey_of and (i.survey, i.question_id) not in asked else i
+            for i in observed]

@@ -13,6 +13,7 @@ from conftest import synthetic_items
 
 from surveytune.cli.main import main
 from surveytune.data.files import write_jsonl
+from surveytune.data.items import make_item
 
 COUNTRIES = ("Egypt", "Sweden", "Japan", "Peru")
 
@@ -225,3 +226,36 @@ def test_evaluate_with_observed_answers_adds_the_similar_populations_baseline(
                              "--data", tmp_path / "seen.jsonl", "--observed",
                              tmp_path / "seen.jsonl", "--out", tmp_path / "ev2")
     assert code == 2 and "every item of 'seen' is an observed cell" in err
+
+
+def test_predict_with_observed_answers_returns_them_and_predicts_the_rest(
+        monkeypatch, capsys, tmp_path, tiny_model_dir, questionnaire):
+    # Egypt and Sweden answered "trust" in a pilot; Japan and Peru answered like Sweden before
+    past = [make_item(survey="wvs", question_id=f"old{q}", question=f"Old {q}?",
+                      options=["a", "b"], distribution=dist, population=country)
+            for q in range(3) for country, dist in (("Egypt", [0.9, 0.1]),
+                                                     ("Sweden", [0.2, 0.8]),
+                                                     ("Japan", [0.25, 0.75]))]
+    pilot = [make_item(survey="pilot", question_id="trust", question="Can most people be "
+                       "trusted?", options=["Yes", "No"], distribution=dist,
+                       population=country)
+             for country, dist in (("Egypt", [0.1, 0.9]), ("Sweden", [0.7, 0.3]))]
+    write_jsonl(past, tmp_path / "past.jsonl")
+    write_jsonl(pilot, tmp_path / "pilot.jsonl")
+    code, out, err = run_cli(monkeypatch, capsys, "predict", "--model", tiny_model_dir,
+                             "--questions", questionnaire, "--population", "Egypt",
+                             "--population", "Sweden", "--population", "Japan",
+                             "--observed", tmp_path / "pilot.jsonl", "--reference",
+                             tmp_path / "past.jsonl", "--json")
+    assert code == 0, err
+    rows = pd.DataFrame(json.loads(out))
+    trust = rows[rows["question_id"] == "trust"]
+    methods = trust.groupby("population")["method"].agg(set).to_dict()
+    assert methods == {"Egypt": {"observed"}, "Sweden": {"observed"},
+                       "Japan": {"zero-shot", "similar-populations"}}
+    egypt = trust[trust["population"] == "Egypt"]
+    assert list(egypt["share"]) == pytest.approx([0.1, 0.9])  # returned as observed
+    japan = trust[(trust["population"] == "Japan") & (trust["method"] == "similar-populations")]
+    assert japan["share"].iloc[0] > 0.65  # Japan answered like Sweden: close to its 0.7
+    god = rows[rows["question_id"] == "god"]  # nobody observed: the model and the fallback
+    assert set(god["method"]) == {"zero-shot", "similar-populations"}

@@ -127,6 +127,13 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
             out: Annotated[Optional[Path], typer.Option(
                 help="Write the long-form table (question_id, population, option, share, "
                      "method, model) as .csv, .jsonl or .parquet.")] = None,
+            observed: Annotated[Optional[Path], typer.Option(
+                help="Answers you already have (a survey file): those cells are returned as "
+                     "observed, the others also get the similar-populations prediction.")]
+            = None,
+            reference: Annotated[Optional[Path], typer.Option(
+                help="Past answers (e.g. the training file) that say how alike populations "
+                     "are, for similar-populations.")] = None,
             model: ModelOpt = "smollm2-135m-instruct", adapter: AdapterOpt = None,
             chat: ChatOpt = None, template: TemplateOpt = None,
             prompt: PromptOpt = None, order_average: OrderAverageOpt = False,
@@ -134,12 +141,16 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
             allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
             *, backend: BackendChoice):
     """Predict the share of each population choosing each option of each question."""
+    from surveytune.data.loaders import load_items
     from surveytune.data.questionnaire import TABLE_FORMATS, items_for, write_table
     from surveytune.methods.knowledge import doubts_in_table
     from surveytune.report.tables import distribution_table
 
     asked = _questions(question, option, questions)
     people = _populations(population or [], populations, allow_unknown_populations)
+    seen, past = (None if path is None else load_items(
+        path, allow_unknown_populations=allow_unknown_populations)
+        for path in (observed, reference))  # bad data fails before the model loads
     if out is not None:
         if out.suffix.lower() not in TABLE_FORMATS:
             raise DataError(f"write the table as {', '.join(TABLE_FORMATS)}", file="--out")
@@ -150,21 +161,23 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
     check_prompts(sim, items)
     if show_prompt:
         _show_prompts(sim, items)
-    frame = sim.predict_frame(asked, people, progress=len(items) > 64)
+    frame = sim.predict_frame(asked, people, observed=seen, reference=past,
+                              progress=len(items) > 64)
     if out is not None:
         write_table(frame, out)
     if as_json:
         typer.echo(frame.to_json(orient="records"))
     else:
         typer.echo(f"method: {sim.label}, model: {sim.model_name}")
-        for (_, _), rows in frame.groupby(["survey", "question_id"], sort=False):
+        for (_, _, method), rows in frame.groupby(["survey", "question_id", "method"],
+                                                 sort=False):
             table = rows.pivot(index="population", columns="option", values="share")
             table = table.loc[list(dict.fromkeys(rows["population"])),
                               list(dict.fromkeys(rows["option"]))]
-            distribution_table(table, title=rows["question"].iloc[0])
+            distribution_table(table, title=f"{rows['question'].iloc[0]} ({method})")
         if out is not None:
             typer.echo(f"wrote {len(frame)} rows to {out}")
-    _warn_doubts(doubts_in_table(frame), sim)
+    _warn_doubts(doubts_in_table(frame[frame["method"] == sim.label]), sim)
 
 
 @with_backend_flags
