@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from surveytune.data.items import make_item
-from surveytune.methods.observed import TEMPERATURES, SimilarPopulations
+from surveytune.methods.observed import PRIOR_QUESTIONS, TEMPERATURES, SimilarPopulations
 
 
 def _item(question: str, population: str, dist) -> object:
@@ -44,14 +44,21 @@ def test_known_cells_are_returned_as_known_and_never_predict_themselves():
     q1 = one_minus_jsd([0.85, 0.15], [0.1, 0.9])
     q2 = one_minus_jsd([0.25, 0.75], [0.7, 0.3])
     q3 = one_minus_jsd([0.6, 0.4], [0.1, 0.9])
-    assert table._similarity("Spain", "Japan", ("s", "q3")) == pytest.approx((q1 + q2) / 2)
-    assert table._similarity("Spain", "Japan", ("s", "q9")) == pytest.approx((q1 + q2 + q3) / 3)
+    # Spain and Japan are on different continents: the prior is the mean similarity of such
+    # pairs (France-Japan on q1, q2; Spain-Japan on q1, q2, q3), worth PRIOR_QUESTIONS answers
+    far = (one_minus_jsd([0.9, 0.1], [0.1, 0.9]) + one_minus_jsd([0.2, 0.8], [0.7, 0.3])
+           + q1 + q2 + q3) / 5
+    n0 = PRIOR_QUESTIONS
+    assert table._similarity("Spain", "Japan", ("s", "q3")) == pytest.approx(
+        (q1 + q2 + n0 * far) / (2 + n0))
+    assert table._similarity("Spain", "Japan", ("s", "q9")) == pytest.approx(
+        (q1 + q2 + q3 + n0 * far) / (3 + n0))
 
 
 def test_an_unseen_country_is_weighted_by_region_and_an_unseen_question_falls_back():
     table = SimilarPopulations.fit(KNOWN, temperature=0.01)
     (germany,) = table.predict([_item("q3", "Germany", [0.5, 0.5])])
-    np.testing.assert_allclose(germany, [0.6, 0.4])  # Spain, Europe; Japan is in Asia
+    np.testing.assert_allclose(germany, [0.6, 0.4], atol=1e-6)  # Spain, Europe; not Japan
     (new,) = table.predict([_item("q7", "France", [0.3, 0.3, 0.4])])
     np.testing.assert_allclose(new, [1 / 3] * 3)  # no known question has 3 options
     (two,) = table.predict([_item("q7", "France", [0.5, 0.5])])

@@ -4,10 +4,12 @@ question, weighted by how alike each is to the population asked about.
 For a cell (population ``p``, question ``q``) the prediction is the mean of the known answers
 of the other populations to ``q``, each weighted by ``exp(similarity(p, c) / temperature)``.
 The similarity of two populations is the mean 1-jsd of their answers to the questions both
-answered, ``q`` itself left out; a population that shares no answered question with any
-candidate (an unseen country) is weighted by world region instead (same UN sub-region, else
-continent, else all: the ``region-mean`` rule). A question nobody else answered gets the mean
-of the known answers with as many options (``country-mean``'s fallback), else uniform.
+answered, ``q`` itself left out, shrunk toward the mean similarity of population pairs as near
+in world region (same UN sub-region, continent, or neither): a pair that shares few answers
+(an unseen country with a few observed ones) is weighted mostly by region, like
+``region-mean``, and a pair that shares many by its own answers. A question nobody else
+answered gets the mean of the known answers with as many options (``country-mean``'s
+fallback), else uniform.
 
 The known answers are a training file and what the user observed (``--observed``): a new
 question asked of a few countries, or a new country's answers to a few questions. A cell that
@@ -30,6 +32,11 @@ __all__ = ["TEMPERATURES", "SimilarPopulations"]
 
 TEMPERATURES = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1.0)
 """The grid the weighting temperature is chosen from (1.0: nearly equal weights)."""
+
+PRIOR_QUESTIONS = 20
+"""How many shared questions' worth the region prior of a pair's similarity counts: chosen on
+6 held-out training countries (seed 0) with 3 or 10 observed questions each, from 0, 5, 20 and
+50 (docs/ablations.md, "Observed countries")."""
 
 FIT_CELLS = 400
 """Known cells predicted from the others to choose the temperature (a seeded sample)."""
@@ -55,6 +62,15 @@ class SimilarPopulations:
 
     def __post_init__(self) -> None:
         self._by_k: dict[int, np.ndarray] = {}  # the fallback per option count
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for pair, total in self.totals.items():
+            level = _relation(*pair)
+            sums[level] = sums.get(level, 0.0) + total
+            counts[level] = counts.get(level, 0) + self.counts[pair]
+        # mean 1-jsd of population pairs by how near they are: the similarity's prior
+        self._level_means = {level: sums[level] / counts[level] for level in sums}
+        self._overall = (sum(sums.values()) / sum(counts.values())) if counts else 0.0
 
     @classmethod
     def fit(cls, known: Sequence[SurveyItem], *, temperature: float | None = None,
@@ -86,26 +102,23 @@ class SimilarPopulations:
         """The known answer of the item's cell, or None."""
         return self.answers.get((item.survey, item.question_id), {}).get(item.population)
 
-    def _similarity(self, population: str, other: str, question: Question) -> float | None:
-        """Mean 1-jsd over the questions both answered, ``question`` left out."""
+    def _similarity(self, population: str, other: str, question: Question) -> float:
+        """Mean 1-jsd over the questions both answered, ``question`` left out, shrunk toward
+        the mean of population pairs as near in region (:data:`PRIOR_QUESTIONS` questions'
+        worth): a pair that shares a few answers says less than its region does."""
         total = self.totals.get((population, other), 0.0)
         count = self.counts.get((population, other), 0)
         own = self.answers.get(question, {})
         if population in own and other in own:
             total -= float(_one_minus_jsd(own[population], own[other]))
             count -= 1
-        return total / count if count > 0 else None
+        prior = self._level_means.get(_relation(population, other), self._overall)
+        return (total + PRIOR_QUESTIONS * prior) / (count + PRIOR_QUESTIONS)
 
     def _weights(self, population: str, others: Sequence[str], question: Question,
                  temperature: float) -> np.ndarray:
-        sims = [self._similarity(population, other, question) for other in others]
-        if any(s is not None for s in sims):
-            known = [s for s in sims if s is not None]
-            neutral = float(np.mean(known))
-            values = np.array([neutral if s is None else s for s in sims])
-            logits = (values - values.max()) / temperature
-            return np.exp(logits)
-        return _region_weights(population, others)
+        values = np.array([self._similarity(population, other, question) for other in others])
+        return np.exp((values - values.max()) / temperature)
 
     def _predict_cell(self, item: SurveyItem, temperature: float,
                       leave_out: bool = False) -> np.ndarray:
@@ -166,16 +179,14 @@ class _Cell:
     n_options: int
 
 
-def _region_weights(population: str, others: Sequence[str]) -> np.ndarray:
-    """1 for the others nearest in region (same UN sub-region, else continent), 0 for the
-    rest; all 1 when the population has no region or none is near."""
-    from surveytune.data.regions import LEVELS, region_of
+def _relation(population: str, other: str) -> str:
+    """How near two populations are: the same UN sub-region, continent, or neither (also
+    when one has no region, e.g. a subgroup)."""
+    from surveytune.data.regions import region_of
 
-    home = region_of(population)
-    if home is not None:
-        regions = [region_of(other) for other in others]
-        for level in LEVELS:
-            near = np.array([r is not None and r.at(level) == home.at(level) for r in regions])
-            if near.any():
-                return near.astype(float)
-    return np.ones(len(others))
+    home, away = region_of(population), region_of(other)
+    if home is None or away is None:
+        return "other"
+    if home.subregion == away.subregion:
+        return "subregion"
+    return "continent" if home.continent == away.continent else "other"
