@@ -17,6 +17,19 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run the command line as a user would: (exit code, stdout, stderr)."""
+    import sys
+
+    from surveytune.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["surveytune", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    return exit_info.value.code or 0, out, err
+
+
 def data_dir() -> Path | None:
     """The shared data folder, if this machine has it."""
     candidates = [os.environ.get("SURVEYTUNE_DATA_DIR"), REPO.parent / "shared" / "data"]

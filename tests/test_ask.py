@@ -5,25 +5,16 @@ the model does not know."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pandas as pd
 import pytest
-from conftest import synthetic_items
+from conftest import run_cli, synthetic_items
 
-from surveytune.cli.main import main
 from surveytune.data.files import write_jsonl
 from surveytune.data.items import make_item
 
 COUNTRIES = ("Egypt", "Sweden", "Japan", "Peru")
 
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["surveytune", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 @pytest.fixture

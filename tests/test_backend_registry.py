@@ -5,18 +5,17 @@ averaging and training refused; ``--backend-args`` parsing and its one-line erro
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from toy_backend import ToyBackend, ToyOptions, toy_distribution
 
 from surveytune.backends.base import BACKENDS, Backend, BackendOptions
 from surveytune.backends.errors import ModelError
 from surveytune.backends.hf import HFOptions
 from surveytune.backends.openai import OpenAIOptions
-from surveytune.cli.main import main
 from surveytune.data.items import DataError
 from surveytune.methods.params import ParameterError
 from surveytune.simulator import Simulator
@@ -29,13 +28,6 @@ QUESTION = ["--question", "Trust?", "--option", "Yes", "--option", "No", "--opti
 def toy(monkeypatch):
     monkeypatch.setitem(BACKENDS, "toy", "toy_backend")  # the one line that registers it
 
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["surveytune", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 def test_simulator_load_uses_a_registered_backend(toy, toy_items):

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-from surveytune.cli.main import main
 from surveytune.data.items import MAX_OPTION_CHARS, MAX_QUESTION_CHARS
 
 GOOD = {"question_id": "q1", "question": "Trust?", "options": ["Yes", "No", "Unsure"],
@@ -21,13 +21,6 @@ CSV_HEAD = "question_id,question,population,option,share\n"
 CSV_OK = "q1,Trust?,France,Yes,60\nq1,Trust?,France,No,40\n"
 CSV3 = "q1,Trust?,France,Yes,50\nq1,Trust?,France,No,30\nq1,Trust?,France,Unsure,20\n"
 
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["surveytune", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-from conftest import data_dir
-
-from surveytune.cli.main import main
+from conftest import data_dir, run_cli
 
 GOOD = {"question_id": "q1", "question": "Trust?", "options": ["Yes", "No", "Unsure"],
         "distribution": [0.5, 0.3, 0.2], "population": "France"}
 
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["surveytune", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 def write_jsonl(path, records) -> None:

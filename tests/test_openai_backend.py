@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import data_dir
-from test_bad_input import run_cli
+from conftest import data_dir, run_cli
 
 from surveytune.backends.models import DEFAULT_MODEL, ModelError
 from surveytune.backends.openai import letter_probabilities

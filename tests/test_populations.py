@@ -4,13 +4,11 @@ GSS subgroups as "ATTRIBUTE: group"; refusals with the nearest names, in flags a
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 
 import pytest
-from conftest import REPO, data_dir
+from conftest import REPO, data_dir, run_cli
 
-import surveytune.cli.main as cli
 from surveytune.data.items import DataError, DataWarning
 from surveytune.data.loaders import load_items
 from surveytune.data.populations import (
@@ -34,13 +32,6 @@ def refusal(name: str, **kwargs) -> str:
         resolve_population(name, **kwargs)
     return exc.value.message
 
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["surveytune", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 def write_jsonl(path, records) -> None:

@@ -125,7 +125,8 @@ def test_the_prompt_style_is_saved_with_the_adapter(tiny_model_dir, tmp_path):
 
 def test_predict_and_evaluate_take_the_prompt_style(monkeypatch, capsys, tmp_path,
                                                     tiny_model_dir):
-    from test_cli import GOOD, run_cli, write_jsonl
+    from conftest import run_cli
+    from test_cli import GOOD, write_jsonl
 
     args = ("predict", "--model", tiny_model_dir, "--question", "Trust?", "--option", "Yes",
             "--option", "No", "--country", "France", "--country", "Japan", "--json")
