@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from surveytune.data.items import SurveyItem
+from surveytune.methods.metrics import one_minus_jsd
 
 HUMAN_MOST_ALIKE = {"wvs-unified": 0.919, "subpop-gss": 0.957}
 """The largest mean pairwise 1-jsd between populations of one question in the shared data
@@ -74,13 +75,6 @@ class Doubt:
                 f"{ADVICE}")
 
 
-def _one_minus_jsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.spatial.distance import jensenshannon
-
-    with np.errstate(invalid="ignore"):  # identical rows: NaN means distance 0
-        return 1.0 - np.nan_to_num(jensenshannon(a, b, axis=1), nan=0.0)
-
-
 def doubts(items: Sequence[SurveyItem], predictions: Sequence[Sequence[float]]) -> list[Doubt]:
     """The questions (in first-seen order) whose predictions are alike between populations or
     near uniform; ``predictions[i]`` is the distribution predicted for ``items[i]``."""
@@ -93,11 +87,11 @@ def doubts(items: Sequence[SurveyItem], predictions: Sequence[Sequence[float]]) 
     for (survey, question_id), indices in groups.items():
         stacked = np.array([np.asarray(predictions[i], dtype=float) for i in indices])
         uniform = np.full_like(stacked, 1.0 / stacked.shape[1])
-        to_uniform = float(_one_minus_jsd(stacked, uniform).mean())
+        to_uniform = float(one_minus_jsd(stacked, uniform).mean())
         between = None
         if len(indices) > 1:
             pairs = np.array(list(combinations(range(len(indices)), 2)))
-            between = float(_one_minus_jsd(stacked[pairs[:, 0]], stacked[pairs[:, 1]]).mean())
+            between = float(one_minus_jsd(stacked[pairs[:, 0]], stacked[pairs[:, 1]]).mean())
         doubt = Doubt(survey, question_id, items[indices[0]].question, len(indices), between,
                       to_uniform)
         if doubt.alike or doubt.near_uniform:

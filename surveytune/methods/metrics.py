@@ -99,6 +99,17 @@ def _scale_emd(p: np.ndarray, q: np.ndarray, scale: Sequence[int] | None) -> np.
     return cdf_diff.sum(axis=1) / (k - 1)
 
 
+def one_minus_jsd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``1-jsd`` (1 - Jensen-Shannon distance, natural log) along the last axis of two arrays
+    of distributions already known to be valid (no checks: for inner loops)."""
+    from scipy.spatial.distance import jensenshannon
+
+    # For (near-)identical rows scipy's JS divergence can round to a tiny negative number and
+    # its square root to NaN; the inputs are distributions, so NaN means distance 0.
+    with np.errstate(invalid="ignore"):
+        return 1.0 - np.nan_to_num(jensenshannon(p, q, axis=-1), nan=0.0)
+
+
 def _metric_arrays(p: np.ndarray, q: np.ndarray,
                    scale: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """All metrics for rows of ``p`` and ``q`` (shape ``(n, K)``, one K, validated), as
@@ -227,8 +238,6 @@ def between_population_similarity(items: Sequence[SurveyItem],
     skipped. Uses the human distributions when ``predictions`` is None, else the predicted
     ones. Raises :class:`ValueError` if no question has two populations.
     """
-    from scipy.spatial.distance import jensenshannon
-
     if predictions is None:
         dists = [np.asarray(i.distribution, dtype=float) for i in items]
     else:
@@ -249,9 +258,7 @@ def between_population_similarity(items: Sequence[SurveyItem],
         position = {index: row for row, index in enumerate(indices)}
         a = stacked[[position[i] for i in pairs[:, 0]]]
         b = stacked[[position[i] for i in pairs[:, 1]]]
-        with np.errstate(invalid="ignore"):  # see _metric_arrays
-            distance = np.nan_to_num(jensenshannon(a, b, axis=1), nan=0.0)
-        per_question.append(float(np.mean(1.0 - distance)))
+        per_question.append(float(np.mean(one_minus_jsd(a, b))))
     if not per_question:
         raise ValueError("no question has two or more populations")
     return float(np.mean(per_question))

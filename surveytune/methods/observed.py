@@ -27,6 +27,7 @@ from itertools import combinations
 import numpy as np
 
 from surveytune.data.items import SurveyItem
+from surveytune.methods.metrics import one_minus_jsd
 
 __all__ = ["TEMPERATURES", "SimilarPopulations"]
 
@@ -42,13 +43,6 @@ FIT_CELLS = 400
 """Known cells predicted from the others to choose the temperature (a seeded sample)."""
 
 Question = tuple[str, str]
-
-
-def _one_minus_jsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.spatial.distance import jensenshannon
-
-    with np.errstate(invalid="ignore"):  # identical rows: NaN means distance 0
-        return 1.0 - np.nan_to_num(jensenshannon(a, b, axis=-1), nan=0.0)
 
 
 @dataclass
@@ -89,7 +83,7 @@ class SimilarPopulations:
             pairs = list(combinations(range(len(names)), 2))
             stacked = np.array([by_population[n] for n in names])
             first, second = np.array(pairs).T
-            for (i, j), value in zip(pairs, _one_minus_jsd(stacked[first], stacked[second])):
+            for (i, j), value in zip(pairs, one_minus_jsd(stacked[first], stacked[second])):
                 for key in ((names[i], names[j]), (names[j], names[i])):
                     totals[key] = totals.get(key, 0.0) + float(value)
                     counts[key] = counts.get(key, 0) + 1
@@ -110,7 +104,7 @@ class SimilarPopulations:
         count = self.counts.get((population, other), 0)
         own = self.answers.get(question, {})
         if population in own and other in own:
-            total -= float(_one_minus_jsd(own[population], own[other]))
+            total -= float(one_minus_jsd(own[population], own[other]))
             count -= 1
         prior = self._level_means.get(_relation(population, other), self._overall)
         return (total + PRIOR_QUESTIONS * prior) / (count + PRIOR_QUESTIONS)
@@ -163,7 +157,7 @@ class SimilarPopulations:
                 truth = self.answers[(survey, question_id)][population]
                 probe = _Cell(survey, question_id, population, truth.size)
                 guess = self._predict_cell(probe, temperature, leave_out=True)
-                scores.append(float(_one_minus_jsd(truth, guess)))
+                scores.append(float(one_minus_jsd(truth, guess)))
             if np.mean(scores) > best_score:
                 best, best_score = temperature, float(np.mean(scores))
         return best
