@@ -61,7 +61,8 @@ class Simulator:
     def __init__(self, backend: Backend, *, chat: bool | None = None,
                  template: PromptTemplate | None = None, adapter: str | None = None,
                  prior: Prior | None = None, order_average: bool = False,
-                 calibration: Calibration | None = None, prompt: str = "paper") -> None:
+                 calibration: Calibration | None = None, prompt: str = "paper",
+                 kept_step: int | None = None) -> None:
         self.backend = backend
         self.model_name = self.backend.model_name
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
@@ -85,6 +86,9 @@ class Simulator:
         # How much of the model to add to the prior, fit on validation data (set by fit, or
         # read from the adapter; surveytune.methods.calibration).
         self.calibration = calibration
+        # The training step of the adapter's weights (0: the base weights; set by fit, or
+        # read from the adapter's record; None without an adapter).
+        self.kept_step = kept_step
 
     @property
     def tokenizer(self) -> Any:
@@ -140,9 +144,10 @@ class Simulator:
             backend_options, adapter=adapter, batch_size=batch_size,
             trust_remote_code=trust_remote_code)
         engine = load_backend(backend, model, options)
+        step = None if meta is None else meta.raw.get("step")
         return cls(engine, chat=chat, template=template, adapter=adapter, prior=prior,
                    order_average=order_average, calibration=calibration,
-                   prompt=prompt or "paper")
+                   prompt=prompt or "paper", kept_step=step if isinstance(step, int) else None)
 
     # -- prediction -------------------------------------------------------------------------
     def prompts(self, items: Sequence[SurveyItem]) -> list[str]:
@@ -263,14 +268,6 @@ class Simulator:
         return "fine-tuned" if self.adapter else "zero-shot"
 
     @property
-    def kept_step(self) -> int | None:
-        """The training step of the adapter's weights (None without an adapter)."""
-        if self.adapter is None:
-            return None
-        step = AdapterMeta.read(Path(self.adapter)).raw.get("step")
-        return step if isinstance(step, int) else None
-
-    @property
     def label(self) -> str:
         """The method as a person should read it: a fine-tuned model whose kept checkpoint is
         step 0 holds the base weights (training never beat them on validation)."""
@@ -331,6 +328,7 @@ class Simulator:
                                      save_extra=extra, progress=progress, chat=self.chat)
         self.adapter = str(Path(out_dir) / "adapter")
         self.prior, self.calibration = result.prior, result.calibration
+        self.kept_step = result.best_step
         return result
 
 
