@@ -51,6 +51,10 @@ def test_jsonl_questionnaire_and_a_survey_file_read_as_its_questions(tmp_path):
      '{"question_id": "q1", "question": "Q?", "options": ["a", "b"]}\n',
      "q.jsonl:2: field 'question_id': question_id 'q1' repeated (first at line 1)"),
     ("q.txt", "x", "a questionnaire is .csv or .jsonl"),
+    ("q.csv", "question_id,question,option,ordinal\nq1,Q?,a,maybe\nq1,Q?,b,maybe\n",
+     "q.csv:2: field 'ordinal': expected true or false, got 'maybe'"),
+    ("q.jsonl", '{"question_id": "q1", "question": "Q?", "options": ["a", "b"], '
+     '"ordinal": "false"}\n', "q.jsonl:1: field 'ordinal': expected true or false"),
 ])
 def test_bad_questionnaires_are_refused_at_their_line(tmp_path, name, text, where):
     with pytest.raises(DataError) as caught:

@@ -33,7 +33,7 @@ from typing import Any
 
 from surveytune.data.files import atomic_write_text
 from surveytune.data.items import LETTERS, DataError, Source, SurveyItem, make_item
-from surveytune.data.loaders import CSV_REQUIRED, csv_delimiter, load_items
+from surveytune.data.loaders import CSV_REQUIRED, _csv_bool, csv_delimiter, load_items
 from surveytune.data.readers import PathLike, _iter_jsonl, _optional_str, _read_text, _require
 
 __all__ = ["TABLE_FORMATS", "Question", "items_for", "load_questionnaire", "write_table"]
@@ -109,7 +109,7 @@ def _load_csv(path: Path) -> list[Question]:
         entry["options"].append(values["option"])
     return [_checked(Question(
         survey, question_id, e["values"]["question"], tuple(e["options"]),
-        e["values"].get("ordinal", "").lower() in ("true", "1", "yes", "y", "t"),
+        _csv_bool(e["values"].get("ordinal", ""), e["source"], "ordinal"),
         e["values"].get("language") or "en", e["source"]))
         for (survey, question_id), e in rows.items()]
 
@@ -125,7 +125,7 @@ def _load_jsonl(path: Path) -> list[Question]:
         survey = _optional_str(record, "survey", path.stem, source)
         question = _checked(Question(
             survey, record["question_id"], record["question"],
-            tuple(record["options"]), bool(record.get("ordinal", False)),
+            tuple(record["options"]), record.get("ordinal", False),  # make_item checks it
             _optional_str(record, "language", "en", source), source))
         key = (survey, question.question_id)
         if key in seen:
