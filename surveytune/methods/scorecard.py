@@ -19,7 +19,7 @@ from surveytune.data.items import SurveyItem
 from surveytune.methods.baselines import BASELINES, baseline_predictors, country_mean_loo, uniform
 from surveytune.methods.metrics import METRIC_NAMES, metrics_table
 from surveytune.methods.observed import SimilarPopulations
-from surveytune.methods.stats import GOAL_VERDICTS, compare_to
+from surveytune.methods.stats import compare_to
 
 __all__ = ["baseline_predictions", "scorecard"]
 
@@ -77,9 +77,7 @@ def scorecard(items: Sequence[SurveyItem], predictions: Mapping[str, Sequence[Se
                                "questions": n_questions}
         row.update({m: float(table[m].mean()) for m in METRIC_NAMES})
         if name in differences:
-            interval = differences[name]
-            row.update({"versus": model, "metric": metric, "difference": interval.mean,
-                        "low": interval.low, "high": interval.high, "level": level,
-                        "verdict": GOAL_VERDICTS[interval.verdict()]})
+            row.update({"versus": model, "metric": metric,
+                        **differences[name].difference_fields()})
         rows.append(row)
     return rows

@@ -38,6 +38,12 @@ class Interval:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def difference_fields(self) -> dict[str, Any]:
+        """The fields a comparison row carries (results.json ``comparisons``, a scorecard's
+        baseline rows): the difference, its interval and level, and the goal's verdict."""
+        return {"difference": self.mean, "low": self.low, "high": self.high,
+                "level": self.level, "verdict": GOAL_VERDICTS[self.verdict()]}
+
     def __str__(self) -> str:
         return (f"{self.mean:+.4f} [{self.low:+.4f}, {self.high:+.4f}] "
                 f"({self.level:.0%}, {self.n_items} items, {self.n_clusters} questions)")

@@ -64,7 +64,7 @@ from surveytune.methods.metrics import (
     result_rows,
 )
 from surveytune.methods.ordering import order_consistency
-from surveytune.methods.stats import GOAL_VERDICTS, compare_to
+from surveytune.methods.stats import compare_to
 from surveytune.report.build import build_report
 from surveytune.simulator import Simulator, prediction_records
 from surveytune.studies.budgets import Budget
@@ -344,7 +344,6 @@ def _comparisons(split: ScoredSplit, baselines: Sequence[str],
     (the findings and the goals read these)."""
     scores = {name: list(metrics_table(split.items, predicted)[metric])
               for name, predicted in split.baselines.items() if name in baselines}
-    n_questions = len({(i.survey, i.question_id) for i in split.items})
     rows = []
     for number, (method, records) in enumerate(split.models.items()):
         scores[method] = [r.score for r in records] if metric == "1-jsd" else list(
@@ -353,8 +352,6 @@ def _comparisons(split: ScoredSplit, baselines: Sequence[str],
         for versus, interval in compare_to(split.items, scores, method,
                                            [*earlier, *baselines]).items():
             rows.append({"split": split.name, "method": method, "versus": versus,
-                         "metric": metric, "n": interval.n_items, "questions": n_questions,
-                         "difference": interval.mean, "low": interval.low,
-                         "high": interval.high, "level": interval.level,
-                         "verdict": GOAL_VERDICTS[interval.verdict()]})
+                         "metric": metric, "n": interval.n_items,
+                         "questions": interval.n_clusters, **interval.difference_fields()})
     return rows
