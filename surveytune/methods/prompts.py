@@ -171,7 +171,7 @@ paper's wording."""
 
 # Ours: the question and its options first, the population named at the very end of the
 # answer's start, so that the populations of a question share everything before it and
-# each adds only its name and ": (" (README "Prompts").
+# each adds only its name and ": (" (docs/results.md, "Speed").
 QUESTION_FIRST_EN = PromptTemplate(
     name="question-first-en",
     user="How would people answer the following question?\n\n{question} \nHere are the "
