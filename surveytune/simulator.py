@@ -10,7 +10,8 @@ trainable handle to fine-tune."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from surveytune.data.questionnaire import Question, items_for, load_questionnair
 from surveytune.data.records import PredictionRecord, write_predictions
 from surveytune.methods.calibration import Calibration
 from surveytune.methods.metrics import metrics_table
-from surveytune.methods.observed import SimilarPopulations
+from surveytune.methods.observed import ObservedPrior, SimilarPopulations
 from surveytune.methods.ordering import order_averaged, reversed_item
 from surveytune.methods.priors import Prior, calibration_groups
 from surveytune.methods.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
@@ -46,7 +47,9 @@ def prediction_records(split: str, items: Sequence[SurveyItem],
                 predicted=[round(float(x), 6) for x in pred.distribution],
                 letter_mass=round(pred.letter_mass, 6), score=float(score),
                 scale_positions=(None if item.scale_positions is None
-                                 else list(item.scale_positions)))
+                                 else list(item.scale_positions)),
+                model=(None if pred.model is None
+                       else [round(float(x), 6) for x in pred.model]))
             for item, pred, score in zip(items, predictions, table["1-jsd"])]
 
 
@@ -89,6 +92,8 @@ class Simulator:
         # The training step of the adapter's weights (0: the base weights; set by fit, or
         # read from the adapter's record; None without an adapter).
         self.kept_step = kept_step
+        # The prior in use while predicting with observed answers (see anchored_on).
+        self._observed_prior: ObservedPrior | None = None
 
     @property
     def tokenizer(self) -> Any:
@@ -164,7 +169,10 @@ class Simulator:
         back = self._score_reversed(items, log_priors, progress, f"{desc} (reversed)")
         averaged = order_averaged([p.distribution for p in predictions],
                                   [p.distribution for p in back])
-        return [Prediction(dist, p.letter_mass) for dist, p in zip(averaged, predictions)]
+        models = ([None] * len(items) if self.calibration is None else order_averaged(
+            [p.model for p in predictions], [p.model for p in back]))
+        return [Prediction(dist, p.letter_mass, model)
+                for dist, p, model in zip(averaged, predictions, models)]
 
     def predict_reversed(self, items: Sequence[SurveyItem], *, progress: bool = True,
                          desc: str = "scoring reversed") -> list[Prediction]:
@@ -176,15 +184,39 @@ class Simulator:
             return self.predict(items, progress=progress, desc=desc)
         return self._score_reversed(items, self._log_priors(items), progress, desc)
 
+    @contextmanager
+    def anchored_on(self, observed: Sequence[SurveyItem],
+                    reference: Sequence[SurveyItem] = ()) -> Iterator[None]:
+        """Within the block, an anchored model (one with a prior) takes as its prior the
+        ``similar-populations`` prediction from its training rows, ``reference`` and the
+        ``observed`` answers (:class:`~surveytune.methods.observed.ObservedPrior`) instead of
+        the training rows alone; a model without a prior is unchanged."""
+        if self.prior is None or not observed:
+            yield
+            return
+        self._observed_prior = ObservedPrior.fit([*self.prior.train, *reference, *observed])
+        try:
+            yield
+        finally:
+            self._observed_prior = None
+
     def _log_priors(self, items: Sequence[SurveyItem]) -> list | None:
+        if self._observed_prior is not None:
+            return self._observed_prior.log_priors(items)
         return None if self.prior is None else self.prior.log_priors(items)
+
+    def _groups(self, items: Sequence[SurveyItem]) -> list[str]:
+        if self._observed_prior is not None:
+            return self._observed_prior.groups(items)
+        return calibration_groups(items, self.prior)
 
     def _score_reversed(self, items: Sequence[SurveyItem], log_priors: list | None,
                         progress: bool, desc: str) -> list[Prediction]:
         """Scores of the reversed twins (priors reversed with their options), mapped back."""
         twins = [reversed_item(i) for i in items]
         twin_priors = None if log_priors is None else [p[::-1] for p in log_priors]
-        return [Prediction(p.distribution[::-1], p.letter_mass)
+        return [Prediction(p.distribution[::-1], p.letter_mass,
+                           None if p.model is None else p.model[::-1])
                 for p in self._score(twins, twin_priors, progress, desc)]
 
     def _score(self, items: Sequence[SurveyItem], log_priors: list | None, progress: bool,
@@ -198,8 +230,9 @@ class Simulator:
         if self.calibration is None:
             return predictions
         calibrated = self.calibration.apply([p.distribution for p in predictions], log_priors,
-                                            calibration_groups(items, self.prior))
-        return [Prediction(dist, p.letter_mass) for dist, p in zip(calibrated, predictions)]
+                                            self._groups(items))
+        return [Prediction(dist, p.letter_mass, p.distribution)
+                for dist, p in zip(calibrated, predictions)]
 
     def predict_question(self, question: str, options: Sequence[str],
                          populations: Sequence[str | Population], *,
@@ -241,7 +274,9 @@ class Simulator:
         With ``observed`` answers (cells you already hold), an observed cell is returned as
         observed (method ``observed``) and every other cell also gets the
         ``similar-populations`` prediction (:mod:`surveytune.methods.observed`) from the
-        observed and the ``reference`` answers, beside the model's."""
+        observed and the ``reference`` answers, beside the model's; a fine-tuned (anchored)
+        model takes that prediction, with its training rows, as its prior
+        (:meth:`anchored_on`)."""
         if isinstance(questions, (str, os.PathLike)):
             questions = load_questionnaire(questions)
         resolved = [p if isinstance(p, Population) else resolve_population(
@@ -250,7 +285,8 @@ class Simulator:
         observed = _aligned(observed or (), questions)
         known = {(i.survey, i.question_id, i.population) for i in observed}
         asked = [i for i in items if (i.survey, i.question_id, i.population) not in known]
-        predictions = self.predict(asked, progress=progress, desc="predicting")
+        with self.anchored_on(observed, reference or ()):
+            predictions = self.predict(asked, progress=progress, desc="predicting")
         rows = table_rows(asked, [p.distribution for p in predictions],
                           [p.letter_mass for p in predictions], method=self.label,
                           model=self.model_name)
@@ -295,7 +331,8 @@ class Simulator:
         ``country-mean-loo`` within the split), each baseline's row with the paired difference
         of ``1-jsd`` to the model, its ``level`` interval over questions and the verdict;
         optionally the per-item predictions as JSONL. Items whose cell is observed are not
-        scored (their answer is known)."""
+        scored (their answer is known); an anchored model predicts the others on the observed
+        prior (:meth:`anchored_on`)."""
         rows, records = [], []
         known = {(i.survey, i.question_id, i.population) for i in observed or ()}
         splits = {split: [i for i in items if (i.survey, i.question_id, i.population)
@@ -304,7 +341,8 @@ class Simulator:
             if not items:
                 raise ValueError(f"every item of {split!r} is an observed cell: nothing to "
                                  "score")
-            predictions = self.predict(items, progress=progress, desc=f"scoring {split}")
+            with self.anchored_on(observed or (), reference or ()):
+                predictions = self.predict(items, progress=progress, desc=f"scoring {split}")
             rows += scorecard(items, {self.method: [p.distribution for p in predictions]},
                               split=split, reference=reference, observed=observed, level=level)
             records += prediction_records(split, items, predictions)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_cli, synthetic_items
@@ -250,3 +251,30 @@ def test_predict_with_observed_answers_returns_them_and_predicts_the_rest(
     assert japan["share"].iloc[0] > 0.65  # Japan answered like Sweden: close to its 0.7
     god = rows[rows["question_id"] == "god"]  # nobody observed: the model and the fallback
     assert set(god["method"]) == {"zero-shot", "similar-populations"}
+
+
+def test_an_anchored_model_takes_the_observed_answers_as_its_prior(tmp_path, tiny_model_dir):
+    from surveytune import Simulator, TrainConfig
+    from surveytune.methods.calibration import Calibration
+    from surveytune.methods.observed import SimilarPopulations
+
+    countries = (*COUNTRIES, "Chile", "Kenya")
+    items = synthetic_items(n_questions=5, populations=countries)
+    train = [i for i in items if i.question_id != "q4"]
+    new = [i for i in items if i.question_id == "q4"]
+    sim = Simulator.load(str(tiny_model_dir))
+    sim.fit(train, [i for i in train if i.question_id == "q3"], tmp_path / "run",
+            TrainConfig(max_steps=1, eval_every=1, batch_size=2, prior="region-mean"),
+            progress=False)
+    observed, asked = new[:3], new[3:]
+    # scale 0, prior weight 1: the calibrated prediction is the prior alone
+    sim.calibration = Calibration({"seen": 0.0, "unseen": 1.0}, {}, {"seen": 1.0})
+    with sim.anchored_on(observed):
+        anchored = [p.distribution for p in sim.predict(asked, progress=False)]
+    expected = SimilarPopulations.fit([*sim.prior.train, *observed]).predict(asked)
+    np.testing.assert_allclose(anchored, np.clip(expected, 1e-4, None)
+                               / np.clip(expected, 1e-4, None).sum(1, keepdims=True), atol=1e-9)
+    plain = [p.distribution for p in sim.predict(asked, progress=False)]  # the block ended
+    assert not np.allclose(plain, anchored)  # unseen q4 without observations: the model
+    # the model's own distribution is kept beside the calibrated one for re-anchoring
+    assert all(p.model is not None for p in sim.predict(asked, progress=False))

@@ -13,6 +13,7 @@ from surveytune.data.items import DataError
 from surveytune.data.records import PredictionRecord, RunResults, TrainingRecord, write_predictions
 from surveytune.methods.metrics import item_metrics
 from surveytune.report.build import (
+    StudySections,
     build_report,
     findings,
     load_predictions,
@@ -342,3 +343,47 @@ def test_a_run_that_kept_step_0_says_so_beside_the_fine_tuned_rows(tmp_path):
     run["kept_step"] = 30
     (tmp_path / "results.json").write_text(json.dumps(run))
     assert "The kept checkpoint is step 0" not in write_results_md(tmp_path, WVS).read_text()
+
+
+def test_the_observed_rows_make_goals_a_section_and_a_chart(tmp_path):
+    from surveytune.report.charts import chart_observed_k
+    from surveytune.studies.wvs_goals import observed_goal_lines
+
+    def row(split, k, method, value, observe="populations"):
+        return {"split": split, "observe": observe, "k": k, "method": method, "n": 50,
+                "questions": 5, "observed_cells": 15, "1-jsd": value}
+
+    def versus(split, k, method, other, low, high, verdict, observe="populations"):
+        return {"split": split, "observe": observe, "k": k, "method": method, "versus": other,
+                "metric": "1-jsd", "n": 50, "questions": 5, "difference": (low + high) / 2,
+                "low": low, "high": high, "level": 0.95, "verdict": verdict}
+
+    tuned = "fine-tuned, observed prior"
+    run = {"results": [{"method": "fine-tuned", "split": "test_1", "n": 5, "1-jsd": 0.7},
+                       {"method": "uniform", "split": "test_1", "n": 5, "1-jsd": 0.6}],
+           "observed_rows": [row("test_1", 1, tuned, 0.78), row("test_1", 3, tuned, 0.79),
+                             row("test_1", 3, "similar-populations", 0.79),
+                             row("test_1", 3, "observed-mean", 0.75),
+                             row("test_2", 3, tuned, 0.88, "questions")],
+           "observed_comparisons": [
+               versus("test_1", 3, tuned, "observed-mean", 0.02, 0.06, "met"),
+               versus("test_1", 3, "similar-populations", "region-mean", 0.1, 0.2, "met"),
+               versus("test_2", 3, tuned, "region-mean", -0.001, 0.003, "tied", "questions")]}
+    results = RunResults.from_dict(run)
+    assert observed_goal_lines(results) == [
+        "MISSED: test_1 (unseen questions, 3 observed countries each, n=50 items of 5 "
+        "questions) fine-tuned, observed prior 0.790, goal above 0.80; vs observed-mean "
+        "+0.040 [+0.020, +0.060]",  # above observed-mean, but not above .80
+        "TIED: test_2 (unseen countries, 3 observed questions each, n=50 items of 5 "
+        "questions) fine-tuned, observed prior 0.880; vs region-mean +0.001 [-0.001, +0.003]"]
+    (tmp_path / "results.json").write_text(json.dumps(run))
+    text = write_results_md(tmp_path, WVS).read_text()
+    assert "## What observations buy: k observed countries or questions" in text
+    assert ("| test_1 | k=3 countries of each question | 50 (5) | 0.790 | 0.790 | 0.750 |"
+            in text)
+    assert ("- test_1: 3 observed countries buy +0.150 [+0.100, +0.200] 1-jsd over "
+            "region-mean (above it; n=50 items of 5 questions)") in text
+    assert chart_observed_k(results).startswith("data:image/png;base64,")
+    assert chart_observed_k(RunResults.from_dict({"results": []})) is None
+    assert "What observations buy" not in write_results_md(
+        tmp_path, StudySections()).read_text()  # a study without the design: no section

@@ -34,6 +34,9 @@ class Prediction:
 
     distribution: np.ndarray
     letter_mass: float
+    # The model's own distribution before a calibration combined it with a prior (None when
+    # none did): what re-anchoring on another prior starts from (surveytune.methods.observed).
+    model: np.ndarray | None = None
 
 
 def letter_token_ids(tokenizer: Any, n_letters: int = len(LETTERS),

@@ -174,6 +174,12 @@ class RunResults:
     # The training step whose weights the fine-tuned model has (0: the base weights; None
     # in runs made before it was recorded).
     kept_step: int | None = None
+    # What observations buy (surveytune.studies.observed_rows): the scores with k observed
+    # cells per question or population, {"split", "observe", "k", "method", "n", "questions",
+    # "observed_cells", "1-jsd"}, and their paired comparisons (the fields of comparisons,
+    # with "observe" and "k"); empty for a study without an observed design.
+    observed_rows: list[dict[str, Any]] = field(default_factory=list)
+    observed_comparisons: list[dict[str, Any]] = field(default_factory=list)
 
     def comparison(self, split: str, method: str, versus: str) -> dict[str, Any] | None:
         """The comparison row of ``method`` against ``versus`` on ``split`` (None if absent)."""
@@ -190,7 +196,9 @@ class RunResults:
                 "question_fraction": self.question_fraction, "evaluated": self.evaluated,
                 "subpop_wd": self.subpop_wd, "language_pairs": self.language_pairs,
                 "calibration": self.calibration, "precision": self.precision,
-                "comparisons": self.comparisons, "kept_step": self.kept_step}
+                "comparisons": self.comparisons, "kept_step": self.kept_step,
+                "observed_rows": self.observed_rows,
+                "observed_comparisons": self.observed_comparisons}
 
     @classmethod
     def from_dict(cls, raw: Any, path: Path | None = None) -> RunResults:
@@ -218,7 +226,13 @@ class RunResults:
                    comparisons=[_object(c, path, ("split", "method", "versus", "difference",
                                                   "low", "high", "verdict"))
                                 for c in raw.get("comparisons") or []],
-                   kept_step=raw.get("kept_step"))
+                   kept_step=raw.get("kept_step"),
+                   observed_rows=[_object(r, path, ("split", "k", "method", "n", "1-jsd"))
+                                  for r in raw.get("observed_rows") or []],
+                   observed_comparisons=[
+                       _object(c, path, ("split", "k", "method", "versus", "difference", "low",
+                                         "high", "verdict"))
+                       for c in raw.get("observed_comparisons") or []])
 
     @classmethod
     def read(cls, run_dir: str | os.PathLike) -> RunResults:
@@ -280,6 +294,10 @@ class RunInfo:
 
 # --- predictions ---------------------------------------------------------------------------
 
+OPTIONAL_RECORD_FIELDS = ("scale_positions", "model")
+"""Fields of a prediction record that are left out of its line when they are None."""
+
+
 @dataclass(frozen=True)
 class PredictionRecord:
     """One scored item: what was asked, what people said, what the model said.
@@ -299,12 +317,16 @@ class PredictionRecord:
     letter_mass: float
     score: float
     scale_positions: list[int] | None = None  # the item's ordered scale, when not all options
+    # The model's own distribution before its calibration combined it with the prior (written
+    # only by a calibrated model): re-anchoring on another prior starts from it.
+    model: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         raw = {f.name: getattr(self, f.name) for f in fields(self)}
         raw["1-jsd"] = raw.pop("score")
-        if raw["scale_positions"] is None:
-            del raw["scale_positions"]
+        for optional in OPTIONAL_RECORD_FIELDS:
+            if raw[optional] is None:
+                del raw[optional]
         return raw
 
     @classmethod
@@ -313,11 +335,12 @@ class PredictionRecord:
         if not isinstance(raw, dict):
             raise DataError("expected a JSON object", file=file, line=line)
         keys = [f.name if f.name != "score" else "1-jsd" for f in fields(cls)
-                if f.name != "scale_positions"]
+                if f.name not in OPTIONAL_RECORD_FIELDS]
         for key in keys:
             if key not in raw:
                 raise DataError("missing", file=file, line=line, field=key)
-        return cls(*(raw[key] for key in keys), scale_positions=raw.get("scale_positions"))
+        return cls(*(raw[key] for key in keys),
+                   **{name: raw.get(name) for name in OPTIONAL_RECORD_FIELDS})
 
     def to_item(self) -> SurveyItem:
         """A minimal item for metrics (distribution and grouping; no validation)."""

@@ -28,8 +28,9 @@ import numpy as np
 
 from surveytune.data.items import SurveyItem
 from surveytune.methods.metrics import one_minus_jsd
+from surveytune.methods.priors import PRIOR_FLOOR
 
-__all__ = ["TEMPERATURES", "SimilarPopulations"]
+__all__ = ["TEMPERATURES", "ObservedPrior", "SimilarPopulations"]
 
 TEMPERATURES = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1.0)
 """The grid the weighting temperature is chosen from (1.0: nearly equal weights)."""
@@ -161,6 +162,31 @@ class SimilarPopulations:
             if np.mean(scores) > best_score:
                 best, best_score = temperature, float(np.mean(scores))
         return best
+
+
+@dataclass
+class ObservedPrior:
+    """:class:`SimilarPopulations` as the prior of the anchored model (the role
+    :class:`~surveytune.methods.priors.Prior` plays with the training rows alone): the model
+    then says how a population departs from the answers of the populations most like it.
+
+    Its calibration group (:mod:`surveytune.methods.calibration`) is ``seen`` for an item whose
+    question another population answered (the prior knows the question's answers, as the
+    training prior does for a training question), else ``unseen``."""
+
+    table: SimilarPopulations
+
+    @classmethod
+    def fit(cls, known: Sequence[SurveyItem], *, seed: int = 0) -> ObservedPrior:
+        return cls(SimilarPopulations.fit(known, seed=seed))
+
+    def log_priors(self, items: Sequence[SurveyItem]) -> list[np.ndarray]:
+        return [np.log(np.clip(p, PRIOR_FLOOR, None)) for p in self.table.predict(items)]
+
+    def groups(self, items: Sequence[SurveyItem]) -> list[str]:
+        answers = self.table.answers
+        return ["seen" if set(answers.get((i.survey, i.question_id), ())) - {i.population}
+                else "unseen" for i in items]
 
 
 @dataclass(frozen=True)

@@ -284,3 +284,34 @@ def chart_training(training: TrainingRecord) -> str | None:
     right.legend(fontsize=7)
     figure.tight_layout()
     return _png(figure)
+
+
+OBSERVED_LINES = ("fine-tuned, observed prior", "similar-populations", "observed-mean",
+                  "region-mean", "country-mean-loo", "uniform")
+
+
+def chart_observed_k(run: RunResults) -> str | None:
+    """The k curve: mean 1-jsd against the number of observed countries (unseen questions)
+    or questions (unseen countries), one panel per split (None without k rows)."""
+    by_split: dict[str, list[dict[str, Any]]] = {}
+    for row in run.observed_rows:
+        by_split.setdefault(row["split"], []).append(row)
+    if not by_split:
+        return None
+    figure = _figure(3.2 * len(by_split) + 1, 3.4)
+    axes = figure.subplots(1, len(by_split), squeeze=False)[0]
+    for ax, (split, rows) in zip(axes, by_split.items()):
+        for index, method in enumerate(OBSERVED_LINES):
+            points = sorted((r["k"], r["1-jsd"]) for r in rows if r["method"] == method)
+            if points:
+                ax.plot(*zip(*points), marker="o", label=method, color=_colour(method, index),
+                        linestyle="--" if method == "country-mean-loo" else "-")
+        unit = "countries" if rows[0]["observe"] == "populations" else "questions"
+        ax.set_title(split, fontsize=9)
+        ax.set_xlabel(f"observed {unit} (k)", fontsize=8)
+        ax.set_xticks(sorted({r["k"] for r in rows}))
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("mean 1-jsd (higher is better)", fontsize=8)
+    axes[-1].legend(fontsize=6, loc="lower right")
+    figure.tight_layout()
+    return _png(figure)

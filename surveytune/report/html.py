@@ -11,6 +11,7 @@ from surveytune.report.charts import (
     N_SAMPLE_ITEMS,
     SAMPLE_ITEM_SPLITS,
     chart_diversity,
+    chart_observed_k,
     chart_per_country,
     chart_sample_items,
     chart_scatter,
@@ -107,6 +108,14 @@ def _charts_html(run: RunResults, run_dir: Path) -> list[str]:
     uri = chart_diversity(run)
     out.append(_figure_html(uri, "diversity", DIVERSITY_SENTENCE) if uri else
                _skip_html("no diversity measures in results.json."))
+
+    uri = chart_observed_k(run)
+    if uri:
+        out.append("<h3>What observations buy</h3>")
+        out.append(_figure_html(uri, "1-jsd by the number of observed cells",
+                                "Mean 1-jsd of the predicted items with k observed countries "
+                                "per question or questions per country (dashed: the "
+                                "country-mean-loo reference)."))
 
     out.append("<h3>Training curve</h3>")
     training = read_run_training(run_dir)

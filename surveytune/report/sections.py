@@ -355,11 +355,12 @@ def study_section(run: RunResults) -> list[Section]:
 class StudySections:
     """What a study adds to the report, handed in by whoever builds it (the report knows no
     study): its words for its splits (see :func:`split_description`), the sections after the
-    findings and the sections at the end."""
+    findings, the sections after the paired comparisons and the sections at the end."""
 
     split_wording: Mapping[str, str] = field(default_factory=dict)
     opening: SectionHook = study_section
     closing: SectionHook = no_sections
+    after_comparisons: SectionHook = no_sections
 
 
 def sections(run: RunResults, study: StudySections = StudySections()) -> list[Section]:
@@ -382,6 +383,7 @@ def sections(run: RunResults, study: StudySections = StudySections()) -> list[Se
         ("Paired differences with intervals", [
             ("p", COMPARISONS_SENTENCE), ("table", comparisons_table(run))]
          if run.comparisons else [("skip", "No paired intervals in results.json.")]),
+        *study.after_comparisons(run),
         ("All metrics, averaged over the test splits", [
             ("p", f"Item-weighted means over the test splits every row was scored on "
                   f"({test_text})."),

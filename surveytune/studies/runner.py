@@ -29,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from surveytune.backends.adapters import AdapterMeta, load_calibration
+from surveytune.backends.adapters import AdapterMeta, load_calibration, load_prior
 from surveytune.backends.base import options_class
 from surveytune.backends.model_names import DEFAULT_MODEL
 from surveytune.data.items import DataError, SurveyItem
@@ -57,6 +57,7 @@ from surveytune.methods.baselines import (
     competitor_names,
     method_sort_key,
 )
+from surveytune.methods.calibration import Calibration
 from surveytune.methods.metrics import (
     between_population_similarity,
     mean_entropy,
@@ -68,6 +69,7 @@ from surveytune.methods.stats import compare_to
 from surveytune.report.build import build_report
 from surveytune.simulator import Simulator, prediction_records
 from surveytune.studies.budgets import Budget
+from surveytune.studies.observed_rows import observed_rows
 from surveytune.studies.registry import DEFAULT_STUDY, get_study
 from surveytune.studies.spec import ScoredSplit, StudySpec, pair_key
 from surveytune.training.recipe import data_fingerprint
@@ -315,6 +317,7 @@ class Study:
                 diversity.append(_diversity_row(split.name, method, items, predicted))
         rows.sort(key=lambda r: (self.budget.splits.index(r.split), method_sort_key(r.method)))
         comparisons = [row for split in scored for row in _comparisons(split, competitors)]
+        observed = self._observed_rows(scored, calibration)
         results = RunResults(
             results=rows, diversity=diversity, budget=asdict(self.budget), model=self.model,
             note=self.spec.note(self._splits), eval_items_per_split=self.budget.eval_items,
@@ -322,10 +325,37 @@ class Study:
             evaluated={name: len(index) for name, index in evaluated.items()},
             order_consistency=self._order_rows(), study=self.spec.name,
             calibration=calibration, precision=self._precision(), comparisons=comparisons,
-            kept_step=self._kept_step(),
-            **self.spec.extra_results(scored))
+            kept_step=self._kept_step(), observed_rows=observed["rows"],
+            observed_comparisons=observed["comparisons"], **self.spec.extra_results(scored))
         results.write(self.out)
         return results
+
+
+    def _observed_rows(self, scored: Sequence[ScoredSplit],
+                       calibration: dict[str, Any]) -> dict[str, list]:
+        """The study's rows for k observed cells (:mod:`surveytune.studies.observed_rows`)
+        on the scored splits its spec names; the fine-tuned model's row re-anchors its own
+        recorded distributions on the observed prior with its calibration."""
+        found: dict[str, list] = {"rows": [], "comparisons": []}
+        designs = {s.name: s for s in scored if s.name in self.spec.observed}
+        if not designs:
+            return found
+        self.log("      what observations buy: "
+                 + ", ".join(f"{name} (k = {', '.join(map(str, self.spec.observed[name].ks))} "
+                             f"observed {self.spec.observed[name].observe})"
+                             for name in designs))
+        adapter = self.out / "train" / "adapter"
+        prior = load_prior(adapter, AdapterMeta.read(adapter)) if calibration else None
+        for name, split in designs.items():
+            model = (None if prior is None else
+                     (split.models["fine-tuned"], Calibration.from_dict(calibration),
+                      prior.train))
+            rows = observed_rows(name, self.spec.observed[name], self._splits[name],
+                                 split.items, split.baselines, self._splits["train"],
+                                 model=model, log=self.log)
+            for key in found:
+                found[key] += rows[key]
+        return found
 
 
 def _diversity_row(split: str, method: str, items, predictions) -> DiversityRow:

@@ -16,8 +16,10 @@ from typing import Any
 from surveytune.data.items import DataError, SurveyItem
 from surveytune.data.records import PredictionRecord
 from surveytune.data.split_names import SPLIT_TABLE
+from surveytune.report.observed import observed_sections
 from surveytune.report.sections import SectionHook, StudySections, no_sections, study_section
 from surveytune.studies.budgets import Budget
+from surveytune.studies.observed_rows import ObservedDesign
 
 Splits = dict[str, list[SurveyItem]]
 Log = Callable[[str], None]
@@ -51,6 +53,8 @@ class StudySpec:
     data hold, for results.json. ``extra_results(scored)``: its own fields of
     :class:`~surveytune.data.records.RunResults`. ``opening_sections``/``closing_sections``:
     its report sections after the findings (default: the note) and at the end.
+    ``observed``: the splits scored again with k observed cells (split -> design,
+    :mod:`surveytune.studies.observed_rows`).
     """
 
     name: str
@@ -65,6 +69,7 @@ class StudySpec:
     extra_results: Callable[[Sequence[ScoredSplit]], dict[str, Any]] = _no_extra_results
     opening_sections: SectionHook = study_section
     closing_sections: SectionHook = no_sections
+    observed: Mapping[str, ObservedDesign] = field(default_factory=dict)
 
     def budget(self, name: str) -> Budget:
         """A budget by name; an unknown one raises DataError naming the choices."""
@@ -79,7 +84,9 @@ class StudySpec:
     def report(self) -> StudySections:
         """What the study adds to its runs' report."""
         return StudySections(split_wording=self.splits, opening=self.opening_sections,
-                             closing=self.closing_sections)
+                             closing=self.closing_sections,
+                             after_comparisons=observed_sections if self.observed
+                             else no_sections)
 
 
 def split_table(names: Sequence[str], wording: Mapping[str, str] | None = None

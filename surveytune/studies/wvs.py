@@ -25,6 +25,7 @@ from surveytune.data.splits import (
 from surveytune.methods.baselines import MODEL_METHODS, ZERO_SHOT
 from surveytune.studies import wvs_report
 from surveytune.studies.budgets import RECIPES, Budget, lora_settings
+from surveytune.studies.observed_rows import ObservedDesign
 from surveytune.studies.spec import Log, ScoredSplit, Splits, StudySpec, pair_key, split_table
 from surveytune.training.recipe import TrainConfig
 
@@ -135,6 +136,13 @@ def data_files(budget: Budget) -> tuple[str, ...]:
     return (DATA_FILE, "goqa", *(("paper-valid-zh",) if VALID_ZH in budget.splits else ()))
 
 
+OBSERVED = {"test_1": ObservedDesign("populations", (1, 3, 10)),
+            UNSEEN_SURVEY: ObservedDesign("populations", (1, 3, 10)),
+            "test_2": ObservedDesign("questions", (3, 10)),
+            "test_5": ObservedDesign("questions", (3, 10))}
+"""What observations buy (issue 19): k observed countries of each unseen question (test_1,
+GOQA), k observed questions of each unseen country (test_2, test_5)."""
+
 LANGUAGE_EXAMPLES = 6
 """Items shown side by side in English and Chinese in the report (the first pairs)."""
 
@@ -176,5 +184,6 @@ SPEC = StudySpec(
         "train": "C1×Q1 training countries and questions",
         "valid": "C1×Q2 unseen questions"}),
     note=lambda splits: HAVE_TEST_ROWS, paired_splits={VALID_ZH: "valid"},
-    extra_results=language_pairs, opening_sections=wvs_report.opening_sections,
+    extra_results=language_pairs, observed=OBSERVED,
+    opening_sections=wvs_report.opening_sections,
     closing_sections=wvs_report.closing_sections)

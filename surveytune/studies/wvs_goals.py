@@ -41,6 +41,28 @@ BEAT_GOALS = (
     BeatGoal(UNSEEN_SURVEY, "unseen survey", ("uniform",), "unseen"),
 )
 DIVERSITY_SPLITS = ("test_2", "test_5")
+
+
+@dataclass(frozen=True)
+class ObservedGoal:
+    """With ``k`` observed cells (:mod:`surveytune.studies.observed_rows`), the fine-tuned model
+    on the observed prior above ``baseline`` on ``split`` (interval above 0) and, with
+    ``floor``, its 1-jsd above it (issue 19's targets)."""
+
+    split: str
+    k: int
+    what: str
+    baseline: str
+    floor: float | None = None
+
+
+OBSERVED_METHOD = "fine-tuned, observed prior"
+OBSERVED_GOALS = (
+    ObservedGoal("test_1", 3, "unseen questions, 3 observed countries each", "observed-mean",
+                 floor=0.80),
+    ObservedGoal("test_2", 3, "unseen countries, 3 observed questions each", "region-mean"),
+    ObservedGoal("test_5", 3, "unseen countries, 3 observed questions each", "region-mean"),
+)
 ORDER_PROBE_QUESTIONS = "unseen"  # the probe reverses valid items (C1×Q2)
 
 
@@ -91,6 +113,30 @@ def _beat_line(run: RunResults, goal: BeatGoal, tuned: float, refs: dict[str, fl
             "vs " + ", ".join(parts) + _prior_alone(run, goal.questions))
 
 
+def observed_goal_lines(run: RunResults) -> list[str]:
+    """The goals with observed cells, where the run has their k rows."""
+    lines = []
+    for goal in OBSERVED_GOALS:
+        row = next((c for c in run.observed_comparisons
+                    if (c["split"], c["k"], c["method"], c["versus"])
+                    == (goal.split, goal.k, OBSERVED_METHOD, goal.baseline)), None)
+        score = next((r["1-jsd"] for r in run.observed_rows
+                      if (r["split"], r["k"], r["method"]) == (goal.split, goal.k,
+                                                               OBSERVED_METHOD)), None)
+        if row is None or score is None:
+            continue
+        verdict = row["verdict"]
+        floor = ""
+        if goal.floor is not None:
+            floor = f", goal above {goal.floor:.2f}"
+            if score <= goal.floor and verdict != "missed":
+                verdict = "missed"
+        lines.append(f"{GOAL_WORDS[verdict]}: {goal.split} ({goal.what}, n={row['n']} items "
+                     f"of {row['questions']} questions) {OBSERVED_METHOD} {score:.3f}{floor}; "
+                     f"vs {goal.baseline} {interval_text(row)}")
+    return lines
+
+
 def goal_lines(run: RunResults, metric: str = "1-jsd") -> list[str]:
     """One line per goal the run can be checked against (a goal whose split or baseline
     was not scored is left out): met, TIED or MISSED, with the numbers and, for the goals of
@@ -104,6 +150,7 @@ def goal_lines(run: RunResults, metric: str = "1-jsd") -> list[str]:
         if tuned is None or not refs:
             continue
         lines.append(_beat_line(run, goal, tuned, refs))
+    lines += observed_goal_lines(run)
     diversity = {(d.method, d.split): d.between_population for d in run.diversity}
     for split in DIVERSITY_SPLITS:
         human, tuned = diversity.get(("human", split)), diversity.get((FINE_TUNED, split))
