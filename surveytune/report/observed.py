@@ -12,6 +12,8 @@ from surveytune.report.sections import VERDICT_WORDS, Section, Tab, fmt, interva
 METHOD_ORDER = ("fine-tuned, observed prior", "similar-populations", "observed-mean",
                 "region-mean", "country-mean-loo", "uniform")
 
+UNIT_WORDS = {"populations": ("country", "countries"), "questions": ("question", "questions")}
+
 OBSERVED_SENTENCE = (
     "Each split scored again as a user with a few real answers would use the tool: for "
     "unseen questions, k countries of each question drawn (seeded) as observed, as from a "
@@ -65,8 +67,9 @@ def advice(run: RunResults) -> list[str]:
     for row in run.observed_comparisons:
         if row["method"] != "similar-populations" or row["versus"] != "region-mean":
             continue
-        unit = "countries" if row["observe"] == "populations" else "questions"
-        lines.append(f"{row['split']}: {row['k']} observed {unit} buy "
+        one = row["k"] == 1
+        unit = UNIT_WORDS[row["observe"]][0 if one else 1]
+        lines.append(f"{row['split']}: {row['k']} observed {unit} {'buys' if one else 'buy'} "
                      f"{interval_text(row)} 1-jsd over region-mean "
                      f"({VERDICT_WORDS[row['verdict']]} it; n={row['n']} items of "
                      f"{row['questions']} questions)")
