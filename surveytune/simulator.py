@@ -36,6 +36,10 @@ from surveytune.methods.scorecard import scorecard
 from surveytune.training.recipe import TrainConfig, TrainResult, train
 
 
+OBSERVED_PRIOR = ", observed prior"
+"""Added to an anchored model's method where it predicted on the observed prior."""
+
+
 def prediction_records(split: str, items: Sequence[SurveyItem],
                        predictions: Sequence[Prediction]) -> list[PredictionRecord]:
     """One record per item: what was asked, what people said, what the model said."""
@@ -288,7 +292,8 @@ class Simulator:
         with self.anchored_on(observed, reference or ()):
             predictions = self.predict(asked, progress=progress, desc="predicting")
         rows = table_rows(asked, [p.distribution for p in predictions],
-                          [p.letter_mass for p in predictions], method=self.label,
+                          [p.letter_mass for p in predictions],
+                          method=self.label + (OBSERVED_PRIOR if observed and self.prior else ""),
                           model=self.model_name)
         if observed:
             table = SimilarPopulations.fit([*(reference or ()), *observed])

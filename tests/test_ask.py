@@ -278,3 +278,11 @@ def test_an_anchored_model_takes_the_observed_answers_as_its_prior(tmp_path, tin
     assert not np.allclose(plain, anchored)  # unseen q4 without observations: the model
     # the model's own distribution is kept beside the calibrated one for re-anchoring
     assert all(p.model is not None for p in sim.predict(asked, progress=False))
+    # predict_frame names the method it used
+    from surveytune.data.questionnaire import Question
+
+    question = Question("toy", "q4", new[0].question, new[0].options)
+    table = sim.predict_frame([question], [i.population for i in new], observed=observed,
+                              progress=False)
+    assert set(table["method"]) == {"fine-tuned, observed prior", "observed",
+                                    "similar-populations"}
