@@ -35,7 +35,6 @@ from surveytune.methods.prompts import PROMPT_STYLES, PromptTemplate, build_prom
 from surveytune.methods.scorecard import scorecard
 from surveytune.training.recipe import TrainConfig, TrainResult, train
 
-
 OBSERVED_PRIOR = ", observed prior"
 """Added to an anchored model's method where it predicted on the observed prior."""
 
