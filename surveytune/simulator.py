@@ -17,7 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from surveytune.backends.adapters import AdapterMeta, load_calibration, load_prior
+from surveytune.backends.adapters import (
+    AdapterMeta,
+    is_calibration_record,
+    load_calibration,
+    load_prior,
+    save_calibration_record,
+)
 from surveytune.backends.base import Backend, load_backend, options_class
 from surveytune.backends.errors import ModelError
 from surveytune.backends.model_names import DEFAULT_MODEL
@@ -68,7 +74,7 @@ class Simulator:
                  template: PromptTemplate | None = None, adapter: str | None = None,
                  prior: Prior | None = None, order_average: bool = False,
                  calibration: Calibration | None = None, prompt: str = "paper",
-                 kept_step: int | None = None) -> None:
+                 kept_step: int | None = None, calibration_record: str | None = None) -> None:
         self.backend = backend
         self.model_name = self.backend.model_name
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
@@ -95,6 +101,9 @@ class Simulator:
         # The training step of the adapter's weights (0: the base weights; set by fit, or
         # read from the adapter's record; None without an adapter).
         self.kept_step = kept_step
+        # The calibration record (surveytune calibrate) whose prior and calibration apply to
+        # the model as it is; None when there is none.
+        self.calibration_record = calibration_record
         # The prior in use while predicting with observed answers (see anchored_on).
         self._observed_prior: ObservedPrior | None = None
 
@@ -136,9 +145,15 @@ class Simulator:
 
         ``prompt`` is the prompt style (:data:`surveytune.methods.prompts.PROMPT_STYLES`; default
         the adapter's, else ``paper``)."""
-        prior, meta, calibration = None, None, None
+        prior, meta, calibration, record = None, None, None, None
         if adapter is not None:
             meta = AdapterMeta.read(Path(adapter))
+            if is_calibration_record(meta):  # no weights: its record applies to the model
+                if meta.base_model not in (None, model):
+                    raise ModelError(f"{adapter} calibrates {meta.base_model!r}, not {model!r};"
+                                     " pass --model " + str(meta.base_model))
+                record = str(adapter)
+                order_average = order_average or bool(meta.raw.get("order_average"))
             if chat is None:
                 chat = meta.chat
             if template is None and meta.template:
@@ -147,7 +162,7 @@ class Simulator:
                 prompt = meta.raw.get("prompt", "paper")
             prior = load_prior(adapter, meta)
             calibration = load_calibration(adapter, meta)
-        adapter = None if adapter is None else str(adapter)
+        adapter = None if adapter is None or record is not None else str(adapter)
         options = options_class(backend).from_values(
             backend_options, adapter=adapter, batch_size=batch_size,
             trust_remote_code=trust_remote_code)
@@ -155,7 +170,8 @@ class Simulator:
         step = None if meta is None else meta.raw.get("step")
         return cls(engine, chat=chat, template=template, adapter=adapter, prior=prior,
                    order_average=order_average, calibration=calibration,
-                   prompt=prompt or "paper", kept_step=step if isinstance(step, int) else None)
+                   prompt=prompt or "paper", kept_step=step if isinstance(step, int) else None,
+                   calibration_record=record)
 
     # -- prediction -------------------------------------------------------------------------
     def prompts(self, items: Sequence[SurveyItem]) -> list[str]:
@@ -313,6 +329,8 @@ class Simulator:
         step 0 holds the base weights (training never beat them on validation)."""
         if self.method == "fine-tuned" and self.kept_step == 0:
             return "fine-tuned (kept step 0: the base weights)"
+        if self.calibration_record is not None:
+            return "zero-shot, calibrated"
         return self.method
 
     def model_note(self) -> str:
@@ -353,6 +371,38 @@ class Simulator:
         if predictions_path is not None:
             write_predictions(records, predictions_path)
         return pd.DataFrame(rows)
+
+    # -- calibration of the model as it is -------------------------------------------------------
+    def calibrate(self, train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem],
+                  out_dir: str | os.PathLike, *, prior: str = "region-mean",
+                  progress: bool = True) -> Calibration:
+        """Fit the prior (named baseline, :data:`~surveytune.methods.priors.PRIOR_NAMES`) on
+        ``train_items`` and the calibration of the model's own distributions against it on
+        ``valid_items`` (:mod:`surveytune.methods.calibration`), for any backend; save both as
+        a calibration record in ``out_dir`` (load it as ``adapter=``). Afterwards this
+        simulator predicts with them. A fine-tuned model has its own calibration: refused."""
+        from surveytune.methods.calibration import fit_calibration
+        from surveytune.methods.priors import make_prior
+
+        if self.adapter is not None:
+            raise ModelError("a fine-tuned adapter carries the calibration fitted when it was "
+                             "trained; calibrate the model without --adapter")
+        self.prior, self.calibration = None, None
+        own = [p.distribution for p in self.predict(valid_items, progress=progress,
+                                                    desc="calibrating")]
+        fitted = make_prior(prior, train_items)
+        log_priors = None if fitted is None else fitted.log_priors(valid_items)
+        calibration = fit_calibration(own, log_priors, [i.distribution for i in valid_items],
+                                      calibration_groups(valid_items, fitted))
+        meta = {"base_model": self.model_name, "backend": self.backend.name, "chat": self.chat,
+                "prompt": self.prompt, "order_average": self.order_average,
+                "template": None if self.template is None else self.template.to_dict(),
+                "train_config": {"prior": prior}, "calibration": calibration.to_dict(),
+                "valid_items": len(valid_items), "train_items": len(train_items)}
+        save_calibration_record(Path(out_dir), meta, fitted)
+        self.prior, self.calibration = fitted, calibration
+        self.calibration_record = str(out_dir)
+        return calibration
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem],

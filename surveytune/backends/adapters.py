@@ -162,6 +162,27 @@ def save_adapter(model: Any, tokenizer: Any, path: Path, meta: dict[str, Any],
     swap_dir(tmp, path)
 
 
+CALIBRATION_KIND = "calibration"
+"""``surveytune.json``'s ``kind`` in a calibration record: a folder without weights that holds
+a prior and a calibration fit on validation data for a model as it is (any backend;
+``surveytune calibrate``), loaded as ``--adapter`` is."""
+
+
+def is_calibration_record(meta: AdapterMeta) -> bool:
+    return meta.raw.get("kind") == CALIBRATION_KIND
+
+
+def save_calibration_record(path: Path, meta: dict[str, Any], prior: Prior | None) -> None:
+    """Write a calibration record (``surveytune.json`` with ``kind: calibration``, and the
+    prior's file), atomically."""
+    tmp = _fresh_tmp(path)
+    if prior is not None:
+        prior.save(tmp / PRIOR_FILE)
+    (tmp / META_FILE).write_text(json.dumps({**meta, "kind": CALIBRATION_KIND}, indent=1,
+                                            default=str))
+    swap_dir(tmp, path)
+
+
 def update_adapter_meta(adapter: Path, **fields: Any) -> None:
     """Add fields to an adapter's ``surveytune.json`` (atomically)."""
     path = (existing_dir(adapter) or adapter) / META_FILE

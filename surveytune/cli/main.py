@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from surveytune.backends.errors import ModelError
-from surveytune.cli import ask
+from surveytune.cli import ask, calibrate
 from surveytune.cli.options import (
     AllowUnknownOpt,
     BackendChoice,
@@ -33,6 +33,7 @@ from surveytune.cli.options import (
     with_backend_flags,
     write_json,
 )
+from surveytune.cli.options import carved_valid as _carved
 from surveytune.cli.options import check_flag as _flag
 from surveytune.cli.options import check_prompts as _check_prompts
 from surveytune.cli.options import load_simulator as _simulator
@@ -269,22 +270,8 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
                f"adapter in {out / 'adapter'}")
 
 
-def _carved(items, seed: int):
-    """Validation questions carved from the training items when no --valid is given."""
-    from surveytune.data.splits import CARVED_VALID_FRACTION, carve_questions
-
-    try:
-        kept, valid = carve_questions(items, seed=seed)
-    except ValueError as exc:
-        raise DataError(str(exc), file="--valid") from None
-    questions = len({(i.survey, i.question_id) for i in valid})
-    print(f"no --valid: validating on {len(valid)} items of {questions} questions carved from "
-          f"--train (a seeded {CARVED_VALID_FRACTION:.0%} of its questions; not trained on)",
-          file=sys.stderr)
-    return kept, valid
-
-
 app.command()(ask.predict)
+app.command()(calibrate.calibrate)
 
 
 @app.command()

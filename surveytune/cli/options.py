@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,3 +215,18 @@ def check_out_file(path: Path, flag: str = "--out") -> None:
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a file", file=flag)
     runfolder.check(path.parent, "splits", flag)  # writable place (a folder of no run kind)
+
+
+def carved_valid(items, seed: int):
+    """Validation questions carved from the training items when no --valid is given."""
+    from surveytune.data.splits import CARVED_VALID_FRACTION, carve_questions
+
+    try:
+        kept, valid = carve_questions(items, seed=seed)
+    except ValueError as exc:
+        raise DataError(str(exc), file="--valid") from None
+    questions = len({(i.survey, i.question_id) for i in valid})
+    print(f"no --valid: validating on {len(valid)} items of {questions} questions carved from "
+          f"--train (a seeded {CARVED_VALID_FRACTION:.0%} of its questions; not trained on)",
+          file=sys.stderr)
+    return kept, valid
