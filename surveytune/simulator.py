@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from surveytune.backends.adapters import AdapterMeta, load_calibration, load_prior
-from surveytune.backends.base import Backend, load_backend, options_class
+from surveytune.backends.base import Backend, apply_log_prior, load_backend, options_class
 from surveytune.backends.errors import ModelError
 from surveytune.backends.model_names import DEFAULT_MODEL
 from surveytune.backends.scoring import Prediction
@@ -26,6 +28,7 @@ from surveytune.data.populations import Population, resolve_population
 from surveytune.data.questionnaire import Question, items_for, load_questionnaire, table_rows
 from surveytune.data.records import PredictionRecord, write_predictions
 from surveytune.methods.calibration import Calibration
+from surveytune.methods.elicit import ELICITATIONS, FAILURE_POLICIES, conversation
 from surveytune.methods.metrics import metrics_table
 from surveytune.methods.observed import SimilarPopulations
 from surveytune.methods.ordering import order_averaged, reversed_item
@@ -46,8 +49,46 @@ def prediction_records(split: str, items: Sequence[SurveyItem],
                 predicted=[round(float(x), 6) for x in pred.distribution],
                 letter_mass=round(pred.letter_mass, 6), score=float(score),
                 scale_positions=(None if item.scale_positions is None
-                                 else list(item.scale_positions)))
+                                 else list(item.scale_positions)),
+                elicitation=pred.elicitation)
             for item, pred, score in zip(items, predictions, table["1-jsd"])]
+
+
+def failure_counts(predictions: Sequence[Prediction]) -> dict[str, Any]:
+    """How many answers could not be read (left out of the scores), their share, the reasons,
+    and the mean Monte-Carlo standard error of the sampled ones that could."""
+    reasons: dict[str, int] = {}
+    for p in predictions:
+        if p.failure is not None:
+            kind = p.failure.split(":")[0].split(" (")[0]
+            reasons[kind] = reasons.get(kind, 0) + 1
+    count = sum(reasons.values())
+    errors = [p.mc_se for p in predictions if p.failure is None and p.mc_se is not None]
+    return {"count": count, "share": round(count / max(len(predictions), 1), 6),
+            "of": len(predictions), "reasons": reasons,
+            "mc_se": round(float(np.mean(errors)), 6) if errors else None}
+
+
+def check_elicitation(elicit: str, samples: int | None, on_parse_failure: str,
+                      endpoint: str | None) -> None:
+    """How distributions are asked for (:mod:`surveytune.methods.elicit`): letter
+    ``logprobs``, ``verbalized`` JSON shares or ``sampling`` (``samples`` answers, default
+    20); an unreadable answer stops the run (``error``) or is left out and counted (``skip``).
+    ``endpoint``: the openai backend's (verbalized needs chat); None for other backends.
+    Bad combinations are refused in one line naming the flag."""
+    if elicit not in ELICITATIONS:
+        raise ModelError(f"--elicit: must be one of {', '.join(ELICITATIONS)}, got {elicit!r}")
+    if samples is not None and elicit != "sampling":
+        raise ModelError("--samples: applies to --elicit sampling only")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int)
+                                or samples < 1):
+        raise ModelError(f"--samples: must be a whole number of at least 1, got {samples}")
+    if on_parse_failure not in FAILURE_POLICIES:
+        raise ModelError(f"--on-parse-failure: must be one of {', '.join(FAILURE_POLICIES)}, "
+                         f"got {on_parse_failure!r}")
+    if elicit == "verbalized" and endpoint not in (None, "chat"):
+        raise ModelError("--elicit verbalized: asks the chat endpoint for JSON; add "
+                         "--endpoint chat")
 
 
 class Simulator:
@@ -62,8 +103,11 @@ class Simulator:
                  template: PromptTemplate | None = None, adapter: str | None = None,
                  prior: Prior | None = None, order_average: bool = False,
                  calibration: Calibration | None = None, prompt: str = "paper",
-                 kept_step: int | None = None) -> None:
+                 kept_step: int | None = None, elicit: str = "logprobs",
+                 samples: int | None = None, on_parse_failure: str = "error",
+                 seed: int = 0) -> None:
         self.backend = backend
+        self._set_elicitation(elicit, samples, on_parse_failure, seed)
         self.model_name = self.backend.model_name
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         if chat and not has_template:
@@ -90,6 +134,13 @@ class Simulator:
         # read from the adapter's record; None without an adapter).
         self.kept_step = kept_step
 
+    def _set_elicitation(self, elicit: str, samples: int | None, on_parse_failure: str,
+                         seed: int) -> None:
+        check_elicitation(elicit, samples, on_parse_failure,
+                          getattr(self.backend, "endpoint", None))
+        self.elicit, self.on_parse_failure, self.seed = elicit, on_parse_failure, seed
+        self.samples = (samples or 20) if elicit == "sampling" else None
+
     @property
     def tokenizer(self) -> Any:
         """The local tokenizer (renders chat prompts; every backend has one)."""
@@ -110,7 +161,8 @@ class Simulator:
     def load(cls, model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
              chat: bool | None = None, template: PromptTemplate | None = None,
              batch_size: int = 8, trust_remote_code: bool = False, order_average: bool = False,
-             backend: str = "hf", prompt: str | None = None,
+             backend: str = "hf", prompt: str | None = None, elicit: str = "logprobs",
+             samples: int | None = None, on_parse_failure: str = "error", seed: int = 0,
              **backend_options: Any) -> Simulator:
         """Load a model by name or path, optionally with trained weights from ``adapter``
         (a folder written by :meth:`fit`; refused with :class:`ModelError` when it was
@@ -127,7 +179,11 @@ class Simulator:
         template, the prior and the calibration.
 
         ``prompt`` is the prompt style (:data:`surveytune.methods.prompts.PROMPT_STYLES`; default
-        the adapter's, else ``paper``)."""
+        the adapter's, else ``paper``). ``elicit``, ``samples``, ``on_parse_failure`` and
+        ``seed``: how the distributions are asked for (:meth:`_set_elicitation`)."""
+        check_elicitation(elicit, samples, on_parse_failure,  # before anything loads
+                          backend_options.get("endpoint", "completions")
+                          if backend == "openai" else None)
         prior, meta, calibration = None, None, None
         if adapter is not None:
             meta = AdapterMeta.read(Path(adapter))
@@ -147,7 +203,8 @@ class Simulator:
         step = None if meta is None else meta.raw.get("step")
         return cls(engine, chat=chat, template=template, adapter=adapter, prior=prior,
                    order_average=order_average, calibration=calibration,
-                   prompt=prompt or "paper", kept_step=step if isinstance(step, int) else None)
+                   prompt=prompt or "paper", kept_step=step if isinstance(step, int) else None,
+                   elicit=elicit, samples=samples, on_parse_failure=on_parse_failure, seed=seed)
 
     # -- prediction -------------------------------------------------------------------------
     def prompts(self, items: Sequence[SurveyItem]) -> list[str]:
@@ -163,8 +220,11 @@ class Simulator:
             return predictions
         back = self._score_reversed(items, log_priors, progress, f"{desc} (reversed)")
         averaged = order_averaged([p.distribution for p in predictions],
-                                  [p.distribution for p in back])
-        return [Prediction(dist, p.letter_mass) for dist, p in zip(averaged, predictions)]
+                                  [p.distribution for p in back],
+                                  mean="geometric" if self.elicit == "logprobs" else "arithmetic")
+        return [Prediction(dist, p.letter_mass, p.elicitation, p.failure or q.failure,
+                           None if p.mc_se is None else float(np.hypot(p.mc_se, q.mc_se) / 2))
+                for dist, p, q in zip(averaged, predictions, back)]
 
     def predict_reversed(self, items: Sequence[SurveyItem], *, progress: bool = True,
                          desc: str = "scoring reversed") -> list[Prediction]:
@@ -184,22 +244,63 @@ class Simulator:
         """Scores of the reversed twins (priors reversed with their options), mapped back."""
         twins = [reversed_item(i) for i in items]
         twin_priors = None if log_priors is None else [p[::-1] for p in log_priors]
-        return [Prediction(p.distribution[::-1], p.letter_mass)
+        return [replace(p, distribution=p.distribution[::-1])
                 for p in self._score(twins, twin_priors, progress, desc)]
 
     def _score(self, items: Sequence[SurveyItem], log_priors: list | None, progress: bool,
                desc: str) -> list[Prediction]:
         """The backend's predictions, anchored on the priors; with a calibration, the model's
         own distributions combined with the priors at the calibrated scales."""
+        if self.elicit != "logprobs":
+            return self._elicited(items, log_priors, progress, desc)
+        extra = ({"conversations": self.conversations(items)}
+                 if getattr(self.backend, "uses_conversations", False) else {})
         predictions = self.backend.score(
             self.prompts(items), [i.n_options for i in items], chat=self.chat,
             log_priors=None if self.calibration is not None else log_priors, progress=progress,
-            desc=desc)
+            desc=desc, **extra)
         if self.calibration is None:
             return predictions
         calibrated = self.calibration.apply([p.distribution for p in predictions], log_priors,
                                             calibration_groups(items, self.prior))
-        return [Prediction(dist, p.letter_mass) for dist, p in zip(calibrated, predictions)]
+        return [replace(p, distribution=dist) for dist, p in zip(calibrated, predictions)]
+
+    def conversations(self, items: Sequence[SurveyItem]) -> list:
+        """The items' prompts as chats (user turn, answer prefix, the rendered prompt)."""
+        return [conversation(i, p, template=self.template, style=self.prompt)
+                for i, p in zip(items, self.prompts(items))]
+
+    def _elicited(self, items: Sequence[SurveyItem], log_priors: list | None, progress: bool,
+                  desc: str) -> list[Prediction]:
+        """Verbalized or sampled predictions (surveytune.backends.elicitation), the priors
+        and calibration applied as to logprobs; an unreadable answer stops the run unless
+        ``on_parse_failure`` is skip."""
+        from surveytune.backends import elicitation
+
+        if self.elicit == "verbalized":
+            convs = elicitation.verbalized_conversations(items, self.tokenizer, chat=self.chat,
+                                                         template=self.template,
+                                                         style=self.prompt)
+            found = elicitation.verbalized(self.backend, items, convs, chat=self.chat,
+                                           seed=self.seed, progress=progress, desc=desc)
+        else:
+            found = elicitation.sampled(self.backend, items, self.conversations(items),
+                                        samples=self.samples, chat=self.chat, seed=self.seed,
+                                        progress=progress, desc=desc)
+        for item, p in zip(items, found):
+            if p.failure is not None and self.on_parse_failure == "error":
+                raise ModelError(f"item {item.id}: its {self.elicit} answer could not be read "
+                                 f"({p.failure}); --on-parse-failure skip leaves such items "
+                                 "out and counts them")
+        logs = [np.log(np.clip(p.distribution, 1e-12, None)) for p in found]
+        if self.calibration is not None:
+            dists = self.calibration.apply([np.exp(v) for v in logs], log_priors,
+                                           calibration_groups(items, self.prior))
+        else:
+            priors = log_priors if log_priors is not None else [None] * len(items)
+            dists = [apply_log_prior(v, lp) for v, lp in zip(logs, priors)]
+        return [p if p.failure else replace(p, distribution=np.asarray(d))
+                for d, p in zip(dists, found)]
 
     def predict_question(self, question: str, options: Sequence[str],
                          populations: Sequence[str | Population], *,
@@ -251,6 +352,9 @@ class Simulator:
         known = {(i.survey, i.question_id, i.population) for i in observed}
         asked = [i for i in items if (i.survey, i.question_id, i.population) not in known]
         predictions = self.predict(asked, progress=progress, desc="predicting")
+        readable = [p.failure is None for p in predictions]  # unreadable answers: left out
+        asked = [i for i, ok in zip(asked, readable) if ok]
+        predictions = [p for p, ok in zip(predictions, readable) if ok]
         rows = table_rows(asked, [p.distribution for p in predictions],
                           [p.letter_mass for p in predictions], method=self.label,
                           model=self.model_name)
@@ -300,17 +404,26 @@ class Simulator:
         known = {(i.survey, i.question_id, i.population) for i in observed or ()}
         splits = {split: [i for i in items if (i.survey, i.question_id, i.population)
                           not in known] for split, items in splits.items()}
+        failures: dict[str, dict[str, Any]] = {}
         for split, items in splits.items():
             if not items:
                 raise ValueError(f"every item of {split!r} is an observed cell: nothing to "
                                  "score")
             predictions = self.predict(items, progress=progress, desc=f"scoring {split}")
+            failures[split] = failure_counts(predictions)
+            kept = [(i, p) for i, p in zip(items, predictions) if p.failure is None]
+            if not kept:
+                raise ModelError(f"no answer of {split!r} could be read "
+                                 f"({failures[split]['reasons']}): nothing to score")
+            items, predictions = (list(x) for x in zip(*kept))
             rows += scorecard(items, {self.method: [p.distribution for p in predictions]},
                               split=split, reference=reference, observed=observed, level=level)
             records += prediction_records(split, items, predictions)
         if predictions_path is not None:
             write_predictions(records, predictions_path)
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        table.attrs["failures"] = failures  # per split: unreadable answers left out
+        return table
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem],

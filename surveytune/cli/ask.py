@@ -16,13 +16,18 @@ from surveytune.cli.options import (
     AllowUnknownOpt,
     BackendChoice,
     ChatOpt,
+    ElicitOpt,
     JsonFlag,
     ModelOpt,
     OrderAverageOpt,
+    ParseFailureOpt,
     PromptOpt,
+    SamplesOpt,
+    SeedOpt,
     TemplateOpt,
     check_out_file,
     check_prompts,
+    elicitation_flags,
     load_simulator,
     load_template,
     with_backend_flags,
@@ -139,6 +144,8 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
             prompt: PromptOpt = None, order_average: OrderAverageOpt = False,
             show_prompt: ShowPromptOpt = False,
             allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
+            elicit: ElicitOpt = "logprobs", samples: SamplesOpt = None,
+            on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0,
             *, backend: BackendChoice):
     """Predict the share of each population choosing each option of each question."""
     from surveytune.data.loaders import load_items
@@ -156,7 +163,8 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
             raise DataError(f"write the table as {', '.join(TABLE_FORMATS)}", file="--out")
         check_out_file(out)
     sim = load_simulator(model, adapter, chat, load_template(template), 8, order_average,
-                         backend, prompt)
+                         backend, prompt,
+                         elicitation_flags(elicit, samples, on_parse_failure, seed))
     items = items_for(asked, [(p.name, p.kind) for p in people])
     check_prompts(sim, items)
     if show_prompt:
@@ -197,6 +205,8 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
              prompt: PromptOpt = None, batch_size: int = 8, order_average: OrderAverageOpt = False,
              show_prompt: ShowPromptOpt = False,
              allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
+             elicit: ElicitOpt = "logprobs", samples: SamplesOpt = None,
+             on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0,
              *, backend: BackendChoice):
     """Score a model on survey files beside the baselines, with paired 95% intervals.
 
@@ -231,7 +241,8 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
               "them and are not scored", file=sys.stderr)
     runfolder.check(out, "evaluate")
     sim = load_simulator(model, adapter, chat, load_template(template), batch_size,
-                         order_average, backend, prompt)
+                         order_average, backend, prompt,
+                         elicitation_flags(elicit, samples, on_parse_failure, seed))
     check_prompts(sim, *splits.values())
     if show_prompt:
         for items in splits.values():
@@ -247,7 +258,11 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
                    "dtype": backend.options.get("dtype", "auto"), "chat": sim.chat,
                    "backend": backend.name, "prompt": sim.prompt,
                    "order_average": order_average,
-                   "prior": None if sim.prior is None else sim.prior.name}
+                   "prior": None if sim.prior is None else sim.prior.name,
+                   "elicitation": {"mode": sim.elicit, "samples": sim.samples,
+                                   "seed": sim.seed, "on_parse_failure": sim.on_parse_failure,
+                                   "endpoint": getattr(sim.backend, "endpoint", None),
+                                   "failures": table.attrs.get("failures", {})}}
         write_json(out / "metrics.json", payload)
     if as_json:
         typer.echo(json.dumps(payload))

@@ -299,12 +299,16 @@ class PredictionRecord:
     letter_mass: float
     score: float
     scale_positions: list[int] | None = None  # the item's ordered scale, when not all options
+    # How the distribution was elicited when not plain first-token logprobs ("chat-prefill",
+    # "chat-instruction", "verbalized", "sampling-completions", ...); absent on disk if None.
+    elicitation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         raw = {f.name: getattr(self, f.name) for f in fields(self)}
         raw["1-jsd"] = raw.pop("score")
-        if raw["scale_positions"] is None:
-            del raw["scale_positions"]
+        for optional in ("scale_positions", "elicitation"):
+            if raw[optional] is None:
+                del raw[optional]
         return raw
 
     @classmethod
@@ -313,11 +317,12 @@ class PredictionRecord:
         if not isinstance(raw, dict):
             raise DataError("expected a JSON object", file=file, line=line)
         keys = [f.name if f.name != "score" else "1-jsd" for f in fields(cls)
-                if f.name != "scale_positions"]
+                if f.name not in ("scale_positions", "elicitation")]
         for key in keys:
             if key not in raw:
                 raise DataError("missing", file=file, line=line, field=key)
-        return cls(*(raw[key] for key in keys), scale_positions=raw.get("scale_positions"))
+        return cls(*(raw[key] for key in keys), scale_positions=raw.get("scale_positions"),
+                   elicitation=raw.get("elicitation"))
 
     def to_item(self) -> SurveyItem:
         """A minimal item for metrics (distribution and grouping; no validation)."""
