@@ -5,7 +5,8 @@ Letter logprobs on the chat endpoint: the question is the user turn and the answ
 ``continue_final_message: true, add_generation_prompt: false`` (vLLM's fields; a server that
 ignores them closes the assistant message and opens a new one). Whether the server really
 continues it is probed once (:func:`continues_prefix`): the assistant's text ends mid-word
-("The capital of France is Par") and only a server that continues it answers "is". Where it
+("The capital of France is Par"), and the first token must be the completions endpoint's on
+the same prompt rendered here (or, without that endpoint, the rest of a word). Where it
 does not, the prefix is dropped and :data:`~surveytune.methods.elicit.INSTRUCTION` ("Answer
 with the letter of one option alone.") closes the user turn; each prediction says which ran
 (``chat-prefill`` or ``chat-instruction``). The first token's top logprobs are read from
@@ -74,13 +75,26 @@ def first_top_logprobs(answer: dict) -> dict[str, float]:
 
 
 def continues_prefix(backend: OpenAIBackend) -> bool:
-    """Whether the server continues a final assistant message (see the module's text)."""
-    body = chat_body(backend.model_name, [{"role": "user", "content": PROBE_USER},
-                                          {"role": "assistant", "content": PROBE_PREFIX}],
-                     max_tokens=1, logprobs=True, top_logprobs=5, temperature=0.0)
+    """Whether the server continues a final assistant message: the probe's first token is
+    the completions endpoint's on the same prompt rendered here (when the server has that
+    endpoint), else a word's continuation (a lower-case letter with no space before it; a
+    new turn starts with a capital or a space)."""
+    chat = [{"role": "user", "content": PROBE_USER},
+            {"role": "assistant", "content": PROBE_PREFIX}]
+    body = chat_body(backend.model_name, chat, max_tokens=1, logprobs=True, top_logprobs=5,
+                     temperature=0.0)
     top = first_top_logprobs(backend.request("POST", "/chat/completions", body))
     best = max(top, key=top.get) if top else ""
-    return best.strip().lower().startswith("is")
+    rendered = backend.tokenizer.apply_chat_template(chat[:1], tokenize=False,
+                                                     add_generation_prompt=True) + PROBE_PREFIX
+    try:
+        answer = backend.request("POST", "/completions", {
+            "model": backend.model_name, "prompt": rendered, "max_tokens": 1, "logprobs": 5,
+            "temperature": 0.0}, retries=0)
+        reference = dict(answer["choices"][0]["logprobs"]["top_logprobs"][0])
+    except (ModelError, KeyError, IndexError, TypeError, ValueError):
+        return best[:1].isalpha() and best[:1].islower()
+    return bool(reference) and best == max(reference, key=reference.get)
 
 
 def response_format(kind: str, schema: dict) -> dict[str, Any]:
