@@ -292,6 +292,8 @@ class Simulator:
                 raise ModelError(f"item {item.id}: its {self.elicit} answer could not be read "
                                  f"({p.failure}); --on-parse-failure skip leaves such items "
                                  "out and counts them")
+        if log_priors is None and self.calibration is None:
+            return found
         logs = [np.log(np.clip(p.distribution, 1e-12, None)) for p in found]
         if self.calibration is not None:
             dists = self.calibration.apply([np.exp(v) for v in logs], log_priors,

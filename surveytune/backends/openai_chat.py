@@ -22,7 +22,8 @@ model's own template (``bench/llama_server.py --chat-prefill``).
 Structured output for verbalized answers (``structured_output``): ``json_schema`` (OpenAI's
 ``response_format: {"type": "json_schema", ...}``, vLLM), ``json_object`` (llama-cpp-python's
 ``{"type": "json_object", "schema": ...}``), ``none``, or ``auto``: json_schema first, and
-json_object from then on when the server refuses it (HTTP 400 or 422)."""
+json_object from then on when the server refuses it (HTTP 400 or 422, or an error naming
+``response_format``: llama-cpp-python answers HTTP 500)."""
 
 from __future__ import annotations
 
@@ -115,11 +116,13 @@ def generate_chat(backend: OpenAIBackend, conv: Conversation, *, prefill: bool,
     if schema is not None and kind != "none":
         body["response_format"] = response_format(
             "json_schema" if kind == "auto" else kind, schema)
-    try:
-        answer = backend.request("POST", "/chat/completions", body)
+    trying = schema is not None and kind == "auto"
+    try:  # json_schema tried once; llama-cpp-python refuses it with HTTP 500
+        answer = backend.request("POST", "/chat/completions", body,
+                                 retries=0 if trying else None)
     except ModelError as exc:
-        if schema is None or kind != "auto" or not any(f"HTTP {c}" in str(exc)
-                                                       for c in (400, 422)):
+        if not trying or not ("response_format" in str(exc) or any(
+                f"HTTP {c}" in str(exc) for c in (400, 422))):
             raise
         backend.structured = "json_object"  # llama-cpp-python knows only json_object
         body["response_format"] = response_format("json_object", schema)
