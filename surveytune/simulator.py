@@ -20,6 +20,7 @@ import pandas as pd
 
 from surveytune.backends.adapters import AdapterMeta, load_calibration, load_prior
 from surveytune.backends.base import Backend, apply_log_prior, load_backend, options_class
+from surveytune.backends.elicitation import failure_counts
 from surveytune.backends.errors import ModelError
 from surveytune.backends.model_names import DEFAULT_MODEL
 from surveytune.backends.scoring import Prediction
@@ -28,7 +29,7 @@ from surveytune.data.populations import Population, resolve_population
 from surveytune.data.questionnaire import Question, items_for, load_questionnaire, table_rows
 from surveytune.data.records import PredictionRecord, write_predictions
 from surveytune.methods.calibration import Calibration
-from surveytune.methods.elicit import ELICITATIONS, FAILURE_POLICIES, conversation
+from surveytune.methods.elicit import check_elicitation, conversation
 from surveytune.methods.metrics import metrics_table
 from surveytune.methods.observed import SimilarPopulations
 from surveytune.methods.ordering import order_averaged, reversed_item
@@ -52,43 +53,6 @@ def prediction_records(split: str, items: Sequence[SurveyItem],
                                  else list(item.scale_positions)),
                 elicitation=pred.elicitation)
             for item, pred, score in zip(items, predictions, table["1-jsd"])]
-
-
-def failure_counts(predictions: Sequence[Prediction]) -> dict[str, Any]:
-    """How many answers could not be read (left out of the scores), their share, the reasons,
-    and the mean Monte-Carlo standard error of the sampled ones that could."""
-    reasons: dict[str, int] = {}
-    for p in predictions:
-        if p.failure is not None:
-            kind = p.failure.split(":")[0].split(" (")[0]
-            reasons[kind] = reasons.get(kind, 0) + 1
-    count = sum(reasons.values())
-    errors = [p.mc_se for p in predictions if p.failure is None and p.mc_se is not None]
-    return {"count": count, "share": round(count / max(len(predictions), 1), 6),
-            "of": len(predictions), "reasons": reasons,
-            "mc_se": round(float(np.mean(errors)), 6) if errors else None}
-
-
-def check_elicitation(elicit: str, samples: int | None, on_parse_failure: str,
-                      endpoint: str | None) -> None:
-    """How distributions are asked for (:mod:`surveytune.methods.elicit`): letter
-    ``logprobs``, ``verbalized`` JSON shares or ``sampling`` (``samples`` answers, default
-    20); an unreadable answer stops the run (``error``) or is left out and counted (``skip``).
-    ``endpoint``: the openai backend's (verbalized needs chat); None for other backends.
-    Bad combinations are refused in one line naming the flag."""
-    if elicit not in ELICITATIONS:
-        raise ModelError(f"--elicit: must be one of {', '.join(ELICITATIONS)}, got {elicit!r}")
-    if samples is not None and elicit != "sampling":
-        raise ModelError("--samples: applies to --elicit sampling only")
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int)
-                                or samples < 1):
-        raise ModelError(f"--samples: must be a whole number of at least 1, got {samples}")
-    if on_parse_failure not in FAILURE_POLICIES:
-        raise ModelError(f"--on-parse-failure: must be one of {', '.join(FAILURE_POLICIES)}, "
-                         f"got {on_parse_failure!r}")
-    if elicit == "verbalized" and endpoint not in (None, "chat"):
-        raise ModelError("--elicit verbalized: asks the chat endpoint for JSON; add "
-                         "--endpoint chat")
 
 
 class Simulator:

@@ -31,6 +31,21 @@ from surveytune.methods.prompts import PromptTemplate
 SAMPLE_TOKENS = 8  # an answer's letter comes first ("B", "(B)", "B) Yes")
 
 
+def failure_counts(predictions: Sequence[Prediction]) -> dict[str, Any]:
+    """How many answers could not be read (left out of the scores), their share, the reasons,
+    and the mean Monte-Carlo standard error of the sampled ones that could."""
+    reasons: dict[str, int] = {}
+    for p in predictions:
+        if p.failure is not None:
+            kind = p.failure.split(":")[0].split(" (")[0]
+            reasons[kind] = reasons.get(kind, 0) + 1
+    count = sum(reasons.values())
+    errors = [p.mc_se for p in predictions if p.failure is None and p.mc_se is not None]
+    return {"count": count, "share": round(count / max(len(predictions), 1), 6),
+            "of": len(predictions), "reasons": reasons,
+            "mc_se": round(float(np.mean(errors)), 6) if errors else None}
+
+
 def failed(item: SurveyItem, reason: str, how: str) -> Prediction:
     """The prediction of an item whose answer gave no distribution."""
     return Prediction(np.full(item.n_options, np.nan), 0.0, elicitation=how, failure=reason)

@@ -28,14 +28,13 @@ json_object from then on when the server refuses it (HTTP 400 or 422, or an erro
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from surveytune.backends.base import Generated
 from surveytune.backends.errors import ModelError
 from surveytune.methods.elicit import INSTRUCTION, Conversation
 
-if TYPE_CHECKING:
-    from surveytune.backends.openai import OpenAIBackend
+OpenAIBackend = Any  # surveytune.backends.openai.OpenAIBackend (which imports this module)
 
 PREFILL_FIELDS = {"continue_final_message": True, "add_generation_prompt": False}
 PROBE_USER = "Finish my sentence."

@@ -188,6 +188,25 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
     _warn_doubts(doubts_in_table(frame[frame["method"] == sim.label]), sim)
 
 
+def _check_split_names(data: list[Path]) -> None:
+    """Each --data file names its split: two files with one stem are refused."""
+    seen: dict[str, Path] = {}
+    for path in data:
+        if path.stem in seen:
+            raise DataError(f"split name {path.stem!r} also comes from {seen[path.stem]}; "
+                            "rename one file", file=path, field="--data")
+        seen[path.stem] = path
+
+
+def _elicitation(sim, table) -> dict:
+    """metrics.json's record of how the distributions were asked for, and per split the
+    answers that could not be read (left out of the scores) with their share."""
+    return {"mode": sim.elicit, "samples": sim.samples, "seed": sim.seed,
+            "on_parse_failure": sim.on_parse_failure,
+            "endpoint": getattr(sim.backend, "endpoint", None),
+            "failures": table.attrs.get("failures", {})}
+
+
 @with_backend_flags
 def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey file(s); each "
              "file is one split named after the file.")],
@@ -206,8 +225,8 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
              show_prompt: ShowPromptOpt = False,
              allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
              elicit: ElicitOpt = "logprobs", samples: SamplesOpt = None,
-             on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0,
-             *, backend: BackendChoice):
+             on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0, *,
+             backend: BackendChoice):
     """Score a model on survey files beside the baselines, with paired 95% intervals.
 
     The model is zero-shot, or fine-tuned with --adapter. Each baseline's row holds the
@@ -222,12 +241,7 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
     from surveytune.report.tables import scorecard_table
 
     _flag("--batch-size", batch_size, minimum=1)
-    seen: dict[str, Path] = {}
-    for path in data:
-        if path.stem in seen:
-            raise DataError(f"split name {path.stem!r} also comes from {seen[path.stem]}; "
-                            "rename one file", file=path, field="--data")
-        seen[path.stem] = path
+    _check_split_names(data)
     splits = {path.stem: load_items(path, allow_unknown_populations=allow_unknown_populations)
               for path in data}  # fail on bad data before loading
     past, seen = (None if path is None else load_items(
@@ -240,9 +254,9 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
         print(f"--observed: {len(seen)} observed cells; {skipped} items of --data are among "
               "them and are not scored", file=sys.stderr)
     runfolder.check(out, "evaluate")
-    sim = load_simulator(model, adapter, chat, load_template(template), batch_size,
-                         order_average, backend, prompt,
-                         elicitation_flags(elicit, samples, on_parse_failure, seed))
+    how = elicitation_flags(elicit, samples, on_parse_failure, seed)
+    sim = load_simulator(model, adapter, chat, load_template(template), batch_size, order_average,
+                         backend, prompt, how)
     check_prompts(sim, *splits.values())
     if show_prompt:
         for items in splits.values():
@@ -259,10 +273,7 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
                    "backend": backend.name, "prompt": sim.prompt,
                    "order_average": order_average,
                    "prior": None if sim.prior is None else sim.prior.name,
-                   "elicitation": {"mode": sim.elicit, "samples": sim.samples,
-                                   "seed": sim.seed, "on_parse_failure": sim.on_parse_failure,
-                                   "endpoint": getattr(sim.backend, "endpoint", None),
-                                   "failures": table.attrs.get("failures", {})}}
+                   "elicitation": _elicitation(sim, table)}
         write_json(out / "metrics.json", payload)
     if as_json:
         typer.echo(json.dumps(payload))

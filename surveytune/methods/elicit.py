@@ -45,6 +45,28 @@ VERBALIZED = ("\n\nWhat share of them would choose each option? Answer with a JS
               "and nothing else.")
 
 
+def check_elicitation(elicit: str, samples: int | None, on_parse_failure: str,
+                      endpoint: str | None) -> None:
+    """How distributions are asked for (:mod:`surveytune.methods.elicit`): letter
+    ``logprobs``, ``verbalized`` JSON shares or ``sampling`` (``samples`` answers, default
+    20); an unreadable answer stops the run (``error``) or is left out and counted (``skip``).
+    ``endpoint``: the openai backend's (verbalized needs chat); None for other backends.
+    Bad combinations are refused in one line naming the flag."""
+    if elicit not in ELICITATIONS:
+        raise ValueError(f"--elicit: must be one of {', '.join(ELICITATIONS)}, got {elicit!r}")
+    if samples is not None and elicit != "sampling":
+        raise ValueError("--samples: applies to --elicit sampling only")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int)
+                                or samples < 1):
+        raise ValueError(f"--samples: must be a whole number of at least 1, got {samples}")
+    if on_parse_failure not in FAILURE_POLICIES:
+        raise ValueError(f"--on-parse-failure: must be one of {', '.join(FAILURE_POLICIES)}, "
+                         f"got {on_parse_failure!r}")
+    if elicit == "verbalized" and endpoint not in (None, "chat"):
+        raise ValueError("--elicit verbalized: asks the chat endpoint for JSON; add "
+                         "--endpoint chat")
+
+
 class ParseFailure(ValueError):
     """An answer that gives no distribution; ``reason`` is a short kind ("invalid JSON",
     "refused", "no letter", ...), the message says more."""
