@@ -308,6 +308,20 @@ def test_sampling_with_a_seed_repeats_and_verbalized_follows_the_schema(prefill_
     assert any(not np.array_equal(a.distribution, c.distribution)
                for a, c in zip(runs[0], runs[2]))  # another seed, other draws
 
+    # order averaging pools the answers of both orders (the arithmetic mean)
+    from surveytune.methods.ordering import order_averaged
+
+    sim = Simulator.load(DEFAULT_MODEL, backend="openai", base_url=prefill_server,
+                         concurrency=1, elicit="sampling", samples=10, seed=7,
+                         on_parse_failure="skip")
+    back = sim.predict_reversed(items, progress=False)
+    sim.order_average = True
+    both = sim.predict(items, progress=False)
+    for a, b, mean in zip(runs[0], back, both):
+        assert b.failure is None and mean.failure is None
+        np.testing.assert_allclose(mean.distribution, order_averaged(
+            [a.distribution], [b.distribution], mean="arithmetic")[0])
+
     sim = Simulator.load(DEFAULT_MODEL, backend="openai", base_url=prefill_server,
                          concurrency=1, endpoint="chat", elicit="verbalized",
                          on_parse_failure="skip")
@@ -316,3 +330,45 @@ def test_sampling_with_a_seed_repeats_and_verbalized_follows_the_schema(prefill_
     for p in found:  # the server's grammar keeps every answer to the schema
         assert p.failure is None and p.elicitation == "verbalized"
         assert p.distribution.sum() == pytest.approx(1.0)
+
+
+# -- the hf backend generates too; option-order averaging for every elicitation -------------------
+
+def test_hf_sampling_repeats_with_its_seed_and_never_stands_in_a_uniform(tiny_model_dir):
+    from conftest import synthetic_items
+
+    from surveytune.simulator import Simulator
+
+    items = synthetic_items(2)
+    sim = Simulator.load(str(tiny_model_dir), device="cpu", elicit="sampling", samples=12,
+                         seed=3, on_parse_failure="skip")
+    first, again = (sim.predict(items, progress=False) for _ in range(2))
+    texts = sim.backend.generate(sim.conversations(items[:1]), samples=3, temperature=1.0,
+                                 seed=3, max_tokens=4, chat=sim.chat, progress=False)
+    assert len(texts[0]) == 3 and len({t.text for t in texts[0]}) > 1  # sampled, not greedy
+    for a, b in zip(first, again):
+        assert a.elicitation == "sampling-hf" and a.failure == b.failure
+        np.testing.assert_array_equal(a.distribution, b.distribution)
+        if a.failure is None:
+            assert a.distribution.sum() == pytest.approx(1) and 0 < a.letter_mass <= 1
+        else:  # a random character-level model rarely names a letter: never a uniform
+            assert np.isnan(a.distribution).all() and "no sample named a letter" in a.failure
+
+
+def test_hf_verbalized_answers_that_are_not_json_stop_the_run_or_are_counted(tiny_model_dir,
+                                                                           tmp_path, monkeypatch,
+                                                                           capsys):
+    from conftest import synthetic_items
+
+    from surveytune.data.files import write_jsonl
+
+    data = tmp_path / "few.jsonl"
+    write_jsonl(synthetic_items(1), data)
+    base = ["evaluate", "--data", data, "--model", tiny_model_dir, "--device", "cpu",
+            "--elicit", "verbalized", "--allow-unknown-populations"]
+    code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "a")
+    assert code == 2 and "its verbalized answer could not be read" in last_error_line(err)
+    # a random model writes no JSON: with skip every item is counted, and nothing is scored
+    code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "b",
+                           "--on-parse-failure", "skip")
+    assert code == 2 and "no answer of 'few' could be read" in last_error_line(err)
