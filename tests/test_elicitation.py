@@ -372,3 +372,17 @@ def test_hf_verbalized_answers_that_are_not_json_stop_the_run_or_are_counted(tin
     code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "b",
                            "--on-parse-failure", "skip")
     assert code == 2 and "no answer of 'few' could be read" in last_error_line(err)
+
+
+def test_order_averaging_means_over_several_items():
+    from surveytune.methods.ordering import order_averaged
+
+    given = [np.array([0.5, 0.5, 0.0]), np.array([0.9, 0.1])]
+    back = [np.array([0.1, 0.3, 0.6]), np.array([0.5, 0.5])]
+    arithmetic = order_averaged(given, back, mean="arithmetic")
+    np.testing.assert_allclose(arithmetic[0], [0.3, 0.4, 0.3])
+    np.testing.assert_allclose(arithmetic[1], [0.7, 0.3])
+    geometric = order_averaged(given, back)
+    g = np.sqrt(np.array([0.9, 0.1]) * np.array([0.5, 0.5]))
+    np.testing.assert_allclose(geometric[1], g / g.sum())
+    assert geometric[0][2] < 1e-5  # a zero stays (near) zero in the geometric mean

@@ -62,6 +62,6 @@ def order_averaged(as_given: Sequence[Sequence[float]],
             out.append(both / both.sum())
             continue
         log_mean = 0.5 * (np.log(np.clip(p, 1e-12, None)) + np.log(np.clip(q, 1e-12, None)))
-        mean = np.exp(log_mean - log_mean.max())
-        out.append(mean / mean.sum())
+        geometric = np.exp(log_mean - log_mean.max())
+        out.append(geometric / geometric.sum())
     return out
