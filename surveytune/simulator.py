@@ -28,7 +28,7 @@ from surveytune.data.items import SurveyItem, make_item
 from surveytune.data.populations import Population, resolve_population
 from surveytune.data.questionnaire import Question, items_for, load_questionnaire, table_rows
 from surveytune.data.records import PredictionRecord, write_predictions
-from surveytune.methods.calibration import Calibration
+from surveytune.methods.calibration import Calibration, fit_calibration
 from surveytune.methods.elicit import check_elicitation, conversation
 from surveytune.methods.metrics import metrics_table
 from surveytune.methods.observed import SimilarPopulations
@@ -390,6 +390,34 @@ class Simulator:
         table = pd.DataFrame(rows)
         table.attrs["failures"] = failures  # per split: unreadable answers left out
         return table
+
+    def fit_calibration(self, valid_items: Sequence[SurveyItem], *,
+                        progress: bool = True) -> Calibration:
+        """Fit the temperature/prior calibration (:mod:`surveytune.methods.calibration`) on
+        ``valid_items`` from this simulator's own predictions, whatever its backend and
+        elicitation (order averaging included), and use it from now on. Items whose answer
+        could not be read are left out. Without a prior it is a temperature per group."""
+        found = self.predict_uncalibrated(valid_items, progress=progress)
+        pairs = [(i, p) for i, p in zip(valid_items, found) if p.failure is None]
+        if not pairs:
+            raise ModelError("no validation answer could be read: nothing to calibrate on")
+        items = [i for i, _ in pairs]
+        log_priors = self._log_priors(items)
+        self.calibration = fit_calibration(
+            [p.distribution for _, p in pairs], log_priors,
+            [i.distribution for i in items], calibration_groups(items, self.prior))
+        return self.calibration
+
+    def predict_uncalibrated(self, items: Sequence[SurveyItem], *,
+                             progress: bool = True) -> list[Prediction]:
+        """The model's own distributions, before any prior or calibration (what a
+        calibration is fit on)."""
+        prior, calibration = self.prior, self.calibration
+        self.prior, self.calibration = None, None
+        try:
+            return self.predict(items, progress=progress, desc="calibrating")
+        finally:
+            self.prior, self.calibration = prior, calibration
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem],

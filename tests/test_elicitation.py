@@ -386,3 +386,49 @@ def test_order_averaging_means_over_several_items():
     g = np.sqrt(np.array([0.9, 0.1]) * np.array([0.5, 0.5]))
     np.testing.assert_allclose(geometric[1], g / g.sum())
     assert geometric[0][2] < 1e-5  # a zero stays (near) zero in the geometric mean
+
+
+# -- one calibration for every backend and elicitation --------------------------------------------
+
+def test_a_calibration_fit_on_validation_is_recorded_and_reused_by_predict(tiny_model_dir,
+                                                                          tmp_path, monkeypatch,
+                                                                          capsys):
+    from conftest import synthetic_items
+
+    from surveytune.data.files import write_jsonl
+    from surveytune.methods.calibration import fit_calibration
+    from surveytune.simulator import Simulator
+
+    valid, test = synthetic_items(8, seed=1), synthetic_items(2, seed=2)
+    write_jsonl(valid, tmp_path / "valid.jsonl")
+    write_jsonl(test, tmp_path / "test.jsonl")
+    base = ["--model", tiny_model_dir, "--device", "cpu", "--allow-unknown-populations"]
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", "--data", tmp_path / "test.jsonl",
+                           "--out", tmp_path / "e", "--calibrate-on", tmp_path / "valid.jsonl",
+                           *base)
+    assert code == 0, err
+    record = json.loads((tmp_path / "e" / "calibration.json").read_text())
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["calibration"] == record and record["source"].startswith("fitted on")
+    assert record["backend"] == "hf" and record["elicit"] == "logprobs"
+    # the same numbers as fitting by hand on the model's own validation distributions
+    sim = Simulator.load(str(tiny_model_dir), device="cpu")
+    own = [p.distribution for p in sim.predict(valid, progress=False)]
+    by_hand = fit_calibration(own, None, [i.distribution for i in valid], ["unseen"] * len(valid))
+    assert record["calibration"]["scales"] == by_hand.scales and len(valid) >= 20
+    assert by_hand.scales["unseen"] != 1.0  # (a random model gets 0: the uniform)
+    # predict --calibration applies it
+    ask = ["predict", "--question", "Trust?", "--option", "Yes", "--option", "No",
+           "--population", "Borduria", *base, "--json"]
+    code, plain, err = run_cli(monkeypatch, capsys, *ask)
+    assert code == 0, err
+    code, calibrated, err = run_cli(monkeypatch, capsys, *ask, "--calibration",
+                                    tmp_path / "e" / "calibration.json")
+    assert code == 0, err
+    shares = [r["share"] for r in json.loads(plain)]
+    expected = by_hand.apply([np.array(shares)], None, ["unseen"])[0]
+    np.testing.assert_allclose([r["share"] for r in json.loads(calibrated)], expected, atol=1e-5)
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", "--data", tmp_path / "test.jsonl",
+                           "--out", tmp_path / "f", "--calibrate-on", tmp_path / "valid.jsonl",
+                           "--calibration", tmp_path / "e" / "calibration.json", *base)
+    assert code == 2 and "--calibration: give --calibrate-on or --calibration, not both" in err

@@ -41,6 +41,15 @@ ShowPromptOpt = Annotated[bool, typer.Option(
                           "template included).")]
 
 
+CalibrateOnOpt = Annotated[Optional[Path], typer.Option(
+    "--calibrate-on", help="Validation answers (a survey file, never a test split): fit the "
+    "temperature/prior calibration on this backend's and elicitation's own predictions of "
+    "them, apply it, and write it to --out/calibration.json for predict --calibration.")]
+CalibrationOpt = Annotated[Optional[Path], typer.Option(
+    "--calibration", help="A calibration.json written by evaluate --calibrate-on: apply it "
+                          "(in place of the adapter's).")]
+
+
 def _warn(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr)
 
@@ -146,7 +155,7 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
             allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
             elicit: ElicitOpt = "logprobs", samples: SamplesOpt = None,
             on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0,
-            *, backend: BackendChoice):
+            calibration: CalibrationOpt = None, *, backend: BackendChoice):
     """Predict the share of each population choosing each option of each question."""
     from surveytune.data.loaders import load_items
     from surveytune.data.questionnaire import TABLE_FORMATS, items_for, write_table
@@ -165,6 +174,8 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
     sim = load_simulator(model, adapter, chat, load_template(template), 8, order_average,
                          backend, prompt,
                          elicitation_flags(elicit, samples, on_parse_failure, seed))
+    if calibration is not None:
+        sim.calibration = _read_calibration(calibration)
     items = items_for(asked, [(p.name, p.kind) for p in people])
     check_prompts(sim, items)
     if show_prompt:
@@ -186,6 +197,62 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
         if out is not None:
             typer.echo(f"wrote {len(frame)} rows to {out}")
     _warn_doubts(doubts_in_table(frame[frame["method"] == sim.label]), sim)
+
+
+def _observed_note(seen, splits) -> None:
+    if seen:
+        cells = {(i.survey, i.question_id, i.population) for i in seen}
+        skipped = sum((i.survey, i.question_id, i.population) in cells
+                      for items in splits.values() for i in items)
+        print(f"--observed: {len(seen)} observed cells; {skipped} items of --data are among "
+              "them and are not scored", file=sys.stderr)
+
+
+def _calibration_items(calibrate_on: Path | None, calibration: Path | None,
+                       allow_unknown: bool) -> list | None:
+    """The --calibrate-on items (read before the model loads); the two flags exclude each
+    other."""
+    from surveytune.data.loaders import load_items
+
+    if calibrate_on is not None and calibration is not None:
+        raise DataError("give --calibrate-on or --calibration, not both", file="--calibration")
+    return None if calibrate_on is None else load_items(
+        calibrate_on, allow_unknown_populations=allow_unknown)
+
+
+def _calibrate(sim, items: list | None, calibrate_on: Path | None,
+               calibration: Path | None) -> str | None:
+    """Fit the calibration on ``items`` or read it from ``calibration``; what was done."""
+    if items is not None:
+        found = sim.fit_calibration(items, progress=len(items) > 64)
+        return f"fitted on {calibrate_on} ({sum(found.fitted_on.values())} items)"
+    if calibration is not None:
+        sim.calibration = _read_calibration(calibration)
+        return f"read from {calibration}"
+    return None if sim.calibration is None else "from the adapter"
+
+
+def _read_calibration(path: Path):
+    from surveytune.data.readers import _read_text
+    from surveytune.methods.calibration import Calibration
+
+    try:
+        raw = json.loads(_read_text(path))
+        return Calibration.from_dict(raw.get("calibration", raw))
+    except (ValueError, AttributeError) as error:
+        raise DataError(f"not a calibration.json: {error}", file=path) from None
+
+
+def _calibration_record(sim, source: str | None, out: Path) -> dict | None:
+    """metrics.json's calibration (and calibration.json when it was fitted here)."""
+    if sim.calibration is None:
+        return None
+    record = {"source": source, "calibration": sim.calibration.to_dict(),
+              "backend": sim.backend.name, "model": sim.model_name, "elicit": sim.elicit,
+              "endpoint": getattr(sim.backend, "endpoint", None)}
+    if source and source.startswith("fitted"):
+        write_json(out / "calibration.json", record)
+    return record
 
 
 def _check_split_names(data: list[Path]) -> None:
@@ -225,7 +292,8 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
              show_prompt: ShowPromptOpt = False,
              allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
              elicit: ElicitOpt = "logprobs", samples: SamplesOpt = None,
-             on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0, *,
+             on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0,
+             calibrate_on: CalibrateOnOpt = None, calibration: CalibrationOpt = None, *,
              backend: BackendChoice):
     """Score a model on survey files beside the baselines, with paired 95% intervals.
 
@@ -247,17 +315,14 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
     past, seen = (None if path is None else load_items(
         path, allow_unknown_populations=allow_unknown_populations)
         for path in (reference, observed))
-    if seen:
-        cells = {(i.survey, i.question_id, i.population) for i in seen}
-        skipped = sum((i.survey, i.question_id, i.population) in cells
-                      for items in splits.values() for i in items)
-        print(f"--observed: {len(seen)} observed cells; {skipped} items of --data are among "
-              "them and are not scored", file=sys.stderr)
+    _observed_note(seen, splits)
+    calibrate_items = _calibration_items(calibrate_on, calibration, allow_unknown_populations)
     runfolder.check(out, "evaluate")
     how = elicitation_flags(elicit, samples, on_parse_failure, seed)
     sim = load_simulator(model, adapter, chat, load_template(template), batch_size, order_average,
                          backend, prompt, how)
     check_prompts(sim, *splits.values())
+    fitted = _calibrate(sim, calibrate_items, calibrate_on, calibration)
     if show_prompt:
         for items in splits.values():
             _show_prompts(sim, items)
@@ -274,6 +339,7 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
                    "order_average": order_average,
                    "prior": None if sim.prior is None else sim.prior.name,
                    "elicitation": _elicitation(sim, table)}
+        payload["calibration"] = _calibration_record(sim, fitted, out)
         write_json(out / "metrics.json", payload)
     if as_json:
         typer.echo(json.dumps(payload))
