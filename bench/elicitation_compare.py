@@ -64,7 +64,9 @@ def run(label, url, settings, items, samples) -> dict:
         found = sim.predict(items, progress=False)
     seconds = time.monotonic() - started
     kept = [(i, p) for i, p in zip(items, found) if p.failure is None]
-    return {"label": label, "kept": kept, "failures": len(items) - len(kept),
+    flat = sum(bool(np.allclose(p.distribution, 1 / len(p.distribution), atol=1e-3))
+               for _, p in kept)
+    return {"label": label, "kept": kept, "failures": len(items) - len(kept), "flat": flat,
             "seconds": seconds, "usage": dict(sim.backend.usage),
             "how": sorted({p.elicitation or "completions" for p in found}),
             "mc_se": np.mean([p.mc_se for _, p in kept]) if extra else None}
@@ -80,6 +82,7 @@ def row(result, train) -> str:
     usage = result["usage"]
     se = "" if result["mc_se"] is None else f" (MC s.e. {result['mc_se']:.3f})"
     return (f"| {result['label']}{se} | {len(items)} | {result['failures']} | "
+            f"{result['flat']} | "
             f"{np.mean(model):.3f} | {u.mean:+.3f} [{u.low:+.3f}, {u.high:+.3f}] | "
             f"{c.mean:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | {usage['requests']} | "
             f"{usage['prompt_tokens']} / {usage['completion_tokens']} | "
@@ -111,9 +114,9 @@ def main() -> None:
                               f"{results[-1]['how']}", flush=True)
             finally:
                 stop(process)
-    print("\n| elicitation | items scored | unreadable | mean 1-jsd | vs uniform [95%] | "
-          "vs country-mean [95%] | requests | tokens in / out | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| elicitation | items scored | unreadable | exactly uniform | mean 1-jsd | "
+          "vs uniform [95%] | vs country-mean [95%] | requests | tokens in / out | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for result in sorted(results, key=lambda r: [x[0] for x in RUNS].index(r["label"])):
         print(row(result, train))
 

@@ -55,12 +55,26 @@ def test_verbalized_answers_are_parsed_strictly():
         assert caught.value.reason == reason, text
 
 
+def test_the_verbalized_question_shows_the_form_not_numbers():
+    from conftest import synthetic_items
+
+    from surveytune.methods.elicit import verbalized_user
+
+    item = synthetic_items(3)[-1]
+    text = verbalized_user(item)
+    assert item.n_options == 4
+    assert text.endswith('nothing else: {"A": ..., "B": ..., "C": ..., "D": ...}')
+    assert item.question in text and not any(ch.isdigit() for ch in text.split("nothing")[1])
+
+
 def test_sampled_letters_and_their_variants():
     assert answer_letter("B", 3, prefilled=True) == 1
     assert answer_letter("C) Often", 3, prefilled=True) == 2
     assert answer_letter(" A", 3, prefilled=True) == 0
     assert answer_letter("I think (B) fits", 3, prefilled=False) == 1
     assert answer_letter("B.", 3, prefilled=False) == 1
+    assert answer_letter("C - Often, or (B)", 3, prefilled=False) == 2  # the start first
+    assert answer_letter("(A) Yes", 3, prefilled=False) == 0
     for text, prefilled, reason in (("Brazil", True, "no letter"), ("The answer", False,
                                     "no letter"), ("I think so", False, "no letter"),
                                     ("D", True, "letter out of range"), ("", False,

@@ -41,8 +41,11 @@ INSTRUCTION = "Answer with the letter of one option alone."
 """Appended to the question when the server cannot continue the answer prefix."""
 
 VERBALIZED = ("\n\nWhat share of them would choose each option? Answer with a JSON object "
-              "that gives every option's letter its share in percent, for example {example}, "
-              "and nothing else.")
+              "whose keys are the options' letters and whose values are their shares in "
+              "percent, adding up to 100, and nothing else: {example}")
+"""The example shows the form only (``{"A": ..., "B": ...}``): a numeric example, such as
+equal shares, is copied by small models (SmolLM2-135M answered the equal shares of an earlier
+example for 29 of 40 items)."""
 
 
 def check_elicitation(elicit: str, samples: int | None, on_parse_failure: str,
@@ -100,9 +103,7 @@ def verbalized_user(item: SurveyItem, *, template: PromptTemplate | None = None,
                     style: str = "paper") -> str:
     """The user turn asking for the shares: the template's question (population, question,
     options), then :data:`VERBALIZED` with an example over the item's letters."""
-    letters = LETTERS[:item.n_options]
-    share = round(100 / len(letters))
-    example = json.dumps({letter: share for letter in letters})
+    example = "{" + ", ".join(f'"{letter}": ...' for letter in LETTERS[:item.n_options]) + "}"
     return template_for(item, template, style).user_text(item) + VERBALIZED.format(
         example=example)
 
@@ -167,19 +168,19 @@ def letter_variants(top: Mapping[str, float]) -> dict[str, float]:
 
 PREFILLED = re.compile(r"\s*([A-Z])(?![A-Za-z])")
 BRACKETED = re.compile(r"\(([A-Z])\)")
-LEADING = re.compile(r"\s*([A-Z])(?:[).:,]|\s*$)")
+LEADING = re.compile(r"\s*([A-Z])(?:[).:,]|\s+[-–]|\s*$)")
 
 
 def answer_letter(text: str | None, k: int, *, prefilled: bool) -> int:
     """The option index an answer names. After a continued answer prefix ("... would be (")
-    the answer must start with the letter (``B``, ``B) Yes``); otherwise the first letter in
-    brackets (``(B)``) counts, else a letter alone at the start (``B``, ``B.``, ``B:``; not
-    the word "I" or "A"). No letter, or one outside the first ``k``, raises
+    the answer must start with the letter (``B``, ``B) Yes``); otherwise a letter alone at the
+    start counts (``B``, ``B.``, ``B:``, ``B - Yes``; not the word "I" or "A"), else the first
+    letter in brackets (``(B)``). No letter, or one outside the first ``k``, raises
     :class:`ParseFailure`."""
     if text is None or not text.strip():
         raise ParseFailure("empty answer")
-    found = PREFILLED.match(text) if prefilled else (BRACKETED.search(text)
-                                                      or LEADING.match(text))
+    found = PREFILLED.match(text) if prefilled else (LEADING.match(text)
+                                                      or BRACKETED.search(text))
     if found is None:
         raise ParseFailure("no letter", repr(text[:40]))
     index = LETTERS.index(found.group(1))
