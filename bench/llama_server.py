@@ -33,20 +33,35 @@ def gguf_path(name: str = DEFAULT_MODEL) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / gguf_file
 
 
+def prefill_args(folder: Path, name: str = DEFAULT_MODEL) -> list[str]:
+    """Server arguments that make its chat endpoint continue a final assistant message: the
+    model's own chat template, made to continue it
+    (:func:`surveytune.backends.openai_chat.write_prefill_config`), as an HF tokenizer config."""
+    from surveytune.backends.models import load_tokenizer
+    from surveytune.backends.openai_chat import write_prefill_config
+
+    path = write_prefill_config(load_tokenizer(name), str(folder / "prefill_tokenizer_config.json"))
+    return ["--chat_format", "hf-tokenizer-config", "--hf_tokenizer_config_path", path]
+
+
 def start(log_path: Path, api_key: str | None, *, threads: int = 2, n_ctx: int = 2048,
-          alias: str = DEFAULT_MODEL) -> tuple[subprocess.Popen, str]:
+          alias: str = DEFAULT_MODEL, chat_prefill: bool = False
+          ) -> tuple[subprocess.Popen, str]:
     """The server (checking ``api_key``, or no key when None), and its base URL once
     ``/v1/models`` answers; fails with the log's tail when it has not started within
-    ``STARTUP_S`` seconds."""
+    ``STARTUP_S`` seconds. ``chat_prefill``: its chat endpoint continues a final assistant
+    message (:func:`prefill_args`); without it, llama-cpp-python closes that message and
+    opens a new one."""
     import requests
 
     port = free_port()
+    extra = prefill_args(log_path.parent) if chat_prefill else []
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
          "--host", "127.0.0.1", "--port", str(port), "--model_alias", alias,
          "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch",
-         str(threads), "--logits_all", "true", *(["--api_key", api_key] if api_key else []),
+         str(threads), "--logits_all", "true", *(["--api_key", api_key] if api_key else []), *extra,
          "--verbose", "false"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     base_url = f"http://127.0.0.1:{port}/v1"

@@ -12,28 +12,39 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from surveytune.backends.adapters import (
     AdapterMeta,
+    check_calibration_record,
     is_calibration_record,
     load_calibration,
     load_prior,
     save_calibration_record,
 )
-from surveytune.backends.base import Backend, load_backend, options_class
+from surveytune.backends.base import Backend, apply_log_prior, load_backend, options_class
+from surveytune.backends.elicitation import elicited, failure_counts
 from surveytune.backends.errors import ModelError
 from surveytune.backends.model_names import DEFAULT_MODEL
+from surveytune.backends.records import prediction_records
 from surveytune.backends.scoring import Prediction
 from surveytune.data.items import SurveyItem, make_item
 from surveytune.data.populations import Population, resolve_population
-from surveytune.data.questionnaire import Question, items_for, load_questionnaire, table_rows
-from surveytune.data.records import PredictionRecord, write_predictions
-from surveytune.methods.calibration import Calibration
-from surveytune.methods.metrics import metrics_table
+from surveytune.data.questionnaire import (
+    Question,
+    aligned_observations,
+    items_for,
+    load_questionnaire,
+    table_rows,
+)
+from surveytune.data.records import write_predictions
+from surveytune.methods.calibration import Calibration, fit_calibration
+from surveytune.methods.elicit import check_elicitation, conversation
 from surveytune.methods.observed import ObservedPrior, SimilarPopulations
 from surveytune.methods.ordering import order_averaged, reversed_item
 from surveytune.methods.priors import Prior, calibration_groups
@@ -43,23 +54,6 @@ from surveytune.training.recipe import TrainConfig, TrainResult, train
 
 OBSERVED_PRIOR = ", observed prior"
 """Added to an anchored model's method where it predicted on the observed prior."""
-
-
-def prediction_records(split: str, items: Sequence[SurveyItem],
-                       predictions: Sequence[Prediction]) -> list[PredictionRecord]:
-    """One record per item: what was asked, what people said, what the model said."""
-    table = metrics_table(items, [p.distribution for p in predictions])
-    return [PredictionRecord(
-                id=item.id, split=split, survey=item.survey, population=item.population,
-                question_id=item.question_id, question=item.question,
-                options=list(item.options), human=list(item.distribution),
-                predicted=[round(float(x), 6) for x in pred.distribution],
-                letter_mass=round(pred.letter_mass, 6), score=float(score),
-                scale_positions=(None if item.scale_positions is None
-                                 else list(item.scale_positions)),
-                model=(None if pred.model is None
-                       else [round(float(x), 6) for x in pred.model]))
-            for item, pred, score in zip(items, predictions, table["1-jsd"])]
 
 
 class Simulator:
@@ -74,8 +68,11 @@ class Simulator:
                  template: PromptTemplate | None = None, adapter: str | None = None,
                  prior: Prior | None = None, order_average: bool = False,
                  calibration: Calibration | None = None, prompt: str = "paper",
-                 kept_step: int | None = None, calibration_record: str | None = None) -> None:
+                 kept_step: int | None = None, calibration_record: str | None = None,
+                 elicit: str = "logprobs", samples: int | None = None,
+                 on_parse_failure: str = "error", seed: int = 0) -> None:
         self.backend = backend
+        self._set_elicitation(elicit, samples, on_parse_failure, seed)
         self.model_name = self.backend.model_name
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         if chat and not has_template:
@@ -107,6 +104,13 @@ class Simulator:
         # The prior in use while predicting with observed answers (see anchored_on).
         self._observed_prior: ObservedPrior | None = None
 
+    def _set_elicitation(self, elicit: str, samples: int | None, on_parse_failure: str,
+                         seed: int) -> None:
+        check_elicitation(elicit, samples, on_parse_failure,
+                          getattr(self.backend, "endpoint", None))
+        self.elicit, self.on_parse_failure, self.seed = elicit, on_parse_failure, seed
+        self.samples = (samples or 20) if elicit == "sampling" else None
+
     @property
     def tokenizer(self) -> Any:
         """The local tokenizer (renders chat prompts; every backend has one)."""
@@ -127,7 +131,8 @@ class Simulator:
     def load(cls, model: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
              chat: bool | None = None, template: PromptTemplate | None = None,
              batch_size: int = 8, trust_remote_code: bool = False, order_average: bool = False,
-             backend: str = "hf", prompt: str | None = None,
+             backend: str = "hf", prompt: str | None = None, elicit: str = "logprobs",
+             samples: int | None = None, on_parse_failure: str = "error", seed: int = 0,
              **backend_options: Any) -> Simulator:
         """Load a model by name or path, optionally with trained weights from ``adapter``
         (a folder written by :meth:`fit`; refused with :class:`ModelError` when it was
@@ -144,14 +149,19 @@ class Simulator:
         template, the prior and the calibration.
 
         ``prompt`` is the prompt style (:data:`surveytune.methods.prompts.PROMPT_STYLES`; default
-        the adapter's, else ``paper``)."""
+        the adapter's, else ``paper``). ``elicit``, ``samples``, ``on_parse_failure`` and
+        ``seed``: how the distributions are asked for (:meth:`_set_elicitation`).
+
+        ``adapter`` may also be a calibration record (``surveytune calibrate``, no weights):
+        its prior and calibration apply to the model as it is, on any backend."""
+        check_elicitation(elicit, samples, on_parse_failure,  # before anything loads
+                          backend_options.get("endpoint", "completions")
+                          if backend == "openai" else None)
         prior, meta, calibration, record = None, None, None, None
         if adapter is not None:
             meta = AdapterMeta.read(Path(adapter))
             if is_calibration_record(meta):  # no weights: its record applies to the model
-                if meta.base_model not in (None, model):
-                    raise ModelError(f"{adapter} calibrates {meta.base_model!r}, not {model!r};"
-                                     " pass --model " + str(meta.base_model))
+                check_calibration_record(adapter, meta, model=model, elicit=elicit)
                 record = str(adapter)
                 order_average = order_average or bool(meta.raw.get("order_average"))
             if chat is None:
@@ -171,7 +181,8 @@ class Simulator:
         return cls(engine, chat=chat, template=template, adapter=adapter, prior=prior,
                    order_average=order_average, calibration=calibration,
                    prompt=prompt or "paper", kept_step=step if isinstance(step, int) else None,
-                   calibration_record=record)
+                   calibration_record=record, elicit=elicit, samples=samples,
+                   on_parse_failure=on_parse_failure, seed=seed)
 
     # -- prediction -------------------------------------------------------------------------
     def prompts(self, items: Sequence[SurveyItem]) -> list[str]:
@@ -187,11 +198,14 @@ class Simulator:
             return predictions
         back = self._score_reversed(items, log_priors, progress, f"{desc} (reversed)")
         averaged = order_averaged([p.distribution for p in predictions],
-                                  [p.distribution for p in back])
-        models = ([None] * len(items) if self.calibration is None else order_averaged(
-            [p.model for p in predictions], [p.model for p in back]))
-        return [Prediction(dist, p.letter_mass, model)
-                for dist, p, model in zip(averaged, predictions, models)]
+                                  [p.distribution for p in back],
+                                  mean="geometric" if self.elicit == "logprobs" else "arithmetic")
+        models: list = [None] * len(items)
+        if all(p.model is not None for p in [*predictions, *back]):
+            models = order_averaged([p.model for p in predictions], [p.model for p in back])
+        return [replace(p, distribution=dist, model=model, failure=p.failure or q.failure,
+                        mc_se=None if p.mc_se is None else float(np.hypot(p.mc_se, q.mc_se) / 2))
+                for dist, p, q, model in zip(averaged, predictions, back, models)]
 
     def predict_reversed(self, items: Sequence[SurveyItem], *, progress: bool = True,
                          desc: str = "scoring reversed") -> list[Prediction]:
@@ -234,24 +248,55 @@ class Simulator:
         """Scores of the reversed twins (priors reversed with their options), mapped back."""
         twins = [reversed_item(i) for i in items]
         twin_priors = None if log_priors is None else [p[::-1] for p in log_priors]
-        return [Prediction(p.distribution[::-1], p.letter_mass,
-                           None if p.model is None else p.model[::-1])
+        return [replace(p, distribution=p.distribution[::-1],
+                        model=None if p.model is None else p.model[::-1])
                 for p in self._score(twins, twin_priors, progress, desc)]
 
     def _score(self, items: Sequence[SurveyItem], log_priors: list | None, progress: bool,
                desc: str) -> list[Prediction]:
-        """The backend's predictions, anchored on the priors; with a calibration, the model's
-        own distributions combined with the priors at the calibrated scales."""
-        predictions = self.backend.score(
-            self.prompts(items), [i.n_options for i in items], chat=self.chat,
-            log_priors=None if self.calibration is not None else log_priors, progress=progress,
-            desc=desc)
-        if self.calibration is None:
-            return predictions
-        calibrated = self.calibration.apply([p.distribution for p in predictions], log_priors,
-                                            self._groups(items))
-        return [Prediction(dist, p.letter_mass, p.distribution)
-                for dist, p in zip(calibrated, predictions)]
+        """The backend's predictions (first-token logprobs, or verbalized or sampled:
+        :mod:`surveytune.backends.elicitation`), anchored on the priors; with a calibration,
+        the model's own distributions combined with the priors at the calibrated scales."""
+        if self.elicit == "logprobs":
+            extra = ({"conversations": self.conversations(items)}
+                     if getattr(self.backend, "uses_conversations", False) else {})
+            found = self.backend.score(
+                self.prompts(items), [i.n_options for i in items], chat=self.chat,
+                log_priors=None if self.calibration is not None else log_priors,
+                progress=progress, desc=desc, **extra)
+            if self.calibration is None:
+                return found  # the backend added the priors to the letters' logits
+        else:
+            found = elicited(self.backend, items, how=self.elicit, tokenizer=self.tokenizer,
+                             chat=self.chat, template=self.template, style=self.prompt,
+                             conversations=(self.conversations(items)
+                                            if self.elicit == "sampling" else None),
+                             samples=self.samples, seed=self.seed,
+                             on_parse_failure=self.on_parse_failure, progress=progress,
+                             desc=desc)
+            if self.calibration is None and log_priors is None:
+                return found
+        return self._anchored(items, found, log_priors)
+
+    def _anchored(self, items: Sequence[SurveyItem], found: Sequence[Prediction],
+                  log_priors: list | None) -> list[Prediction]:
+        """The model's own distributions with the priors added, or combined with them by the
+        calibration (then the model's own is kept as ``model``); unreadable ones as they are."""
+        if self.calibration is not None:
+            dists = self.calibration.apply([p.distribution for p in found], log_priors,
+                                           self._groups(items))
+        else:
+            dists = [apply_log_prior(np.log(np.clip(p.distribution, 1e-12, None)), prior)
+                     for p, prior in zip(found, log_priors)]
+        own = self.calibration is not None
+        return [p if p.failure else replace(p, distribution=np.asarray(d),
+                                            model=p.distribution if own else None)
+                for d, p in zip(dists, found)]
+
+    def conversations(self, items: Sequence[SurveyItem]) -> list:
+        """The items' prompts as chats (user turn, answer prefix, the rendered prompt)."""
+        return [conversation(i, p, template=self.template, style=self.prompt)
+                for i, p in zip(items, self.prompts(items))]
 
     def predict_question(self, question: str, options: Sequence[str],
                          populations: Sequence[str | Population], *,
@@ -301,11 +346,14 @@ class Simulator:
         resolved = [p if isinstance(p, Population) else resolve_population(
             p, allow_unknown=allow_unknown_populations) for p in populations]
         items = items_for(questions, [(p.name, p.kind) for p in resolved])
-        observed = _aligned(observed or (), questions)
+        observed = aligned_observations(observed or (), questions)
         known = {(i.survey, i.question_id, i.population) for i in observed}
         asked = [i for i in items if (i.survey, i.question_id, i.population) not in known]
         with self.anchored_on(observed, reference or ()):
             predictions = self.predict(asked, progress=progress, desc="predicting")
+        readable = [p.failure is None for p in predictions]  # unreadable answers: left out
+        asked = [i for i, ok in zip(asked, readable) if ok]
+        predictions = [p for p, ok in zip(predictions, readable) if ok]
         rows = table_rows(asked, [p.distribution for p in predictions],
                           [p.letter_mass for p in predictions],
                           method=self.label + (OBSERVED_PRIOR if observed and self.prior else ""),
@@ -359,18 +407,48 @@ class Simulator:
         known = {(i.survey, i.question_id, i.population) for i in observed or ()}
         splits = {split: [i for i in items if (i.survey, i.question_id, i.population)
                           not in known] for split, items in splits.items()}
+        failures: dict[str, dict[str, Any]] = {}
         for split, items in splits.items():
             if not items:
                 raise ValueError(f"every item of {split!r} is an observed cell: nothing to "
                                  "score")
             with self.anchored_on(observed or (), reference or ()):
                 predictions = self.predict(items, progress=progress, desc=f"scoring {split}")
+            failures[split] = failure_counts(predictions)
+            kept = [(i, p) for i, p in zip(items, predictions) if p.failure is None]
+            if not kept:
+                raise ModelError(f"no answer of {split!r} could be read "
+                                 f"({failures[split]['reasons']}): nothing to score")
+            items, predictions = (list(x) for x in zip(*kept))
             rows += scorecard(items, {self.method: [p.distribution for p in predictions]},
                               split=split, reference=reference, observed=observed, level=level)
             records += prediction_records(split, items, predictions)
         if predictions_path is not None:
             write_predictions(records, predictions_path)
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        table.attrs["failures"] = failures  # per split: unreadable answers left out
+        return table
+
+    def fit_calibration(self, valid_items: Sequence[SurveyItem], *,
+                        progress: bool = True) -> Calibration:
+        """Fit the temperature/prior calibration (:mod:`surveytune.methods.calibration`) on
+        ``valid_items`` from this simulator's own predictions (before any prior or
+        calibration), whatever its backend and elicitation (order averaging included), and
+        use it from now on. Unreadable answers are left out. Without a prior it is a
+        temperature per group."""
+        prior, self.prior, self.calibration = self.prior, None, None
+        try:
+            found = self.predict(valid_items, progress=progress, desc="calibrating")
+        finally:
+            self.prior = prior
+        pairs = [(i, p) for i, p in zip(valid_items, found) if p.failure is None]
+        if not pairs:
+            raise ModelError("no validation answer could be read: nothing to calibrate on")
+        items = [i for i, _ in pairs]
+        self.calibration = fit_calibration(
+            [p.distribution for _, p in pairs], self._log_priors(items),
+            [i.distribution for i in items], self._groups(items))
+        return self.calibration
 
     # -- calibration of the model as it is -------------------------------------------------------
     def calibrate(self, train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem],
@@ -381,26 +459,21 @@ class Simulator:
         ``valid_items`` (:mod:`surveytune.methods.calibration`), for any backend; save both as
         a calibration record in ``out_dir`` (load it as ``adapter=``). Afterwards this
         simulator predicts with them. A fine-tuned model has its own calibration: refused."""
-        from surveytune.methods.calibration import fit_calibration
         from surveytune.methods.priors import make_prior
 
         if self.adapter is not None:
             raise ModelError("a fine-tuned adapter carries the calibration fitted when it was "
                              "trained; calibrate the model without --adapter")
-        self.prior, self.calibration = None, None
-        own = [p.distribution for p in self.predict(valid_items, progress=progress,
-                                                    desc="calibrating")]
         fitted = make_prior(prior, train_items)
-        log_priors = None if fitted is None else fitted.log_priors(valid_items)
-        calibration = fit_calibration(own, log_priors, [i.distribution for i in valid_items],
-                                      calibration_groups(valid_items, fitted))
+        self.prior, self.calibration = fitted, None
+        calibration = self.fit_calibration(valid_items, progress=progress)
         meta = {"base_model": self.model_name, "backend": self.backend.name, "chat": self.chat,
                 "prompt": self.prompt, "order_average": self.order_average,
+                "elicit": self.elicit, "samples": self.samples,
                 "template": None if self.template is None else self.template.to_dict(),
                 "train_config": {"prior": prior}, "calibration": calibration.to_dict(),
                 "valid_items": len(valid_items), "train_items": len(train_items)}
         save_calibration_record(Path(out_dir), meta, fitted)
-        self.prior, self.calibration = fitted, calibration
         self.calibration_record = str(out_dir)
         return calibration
 
@@ -422,13 +495,3 @@ class Simulator:
         self.prior, self.calibration = result.prior, result.calibration
         self.kept_step = result.best_step
         return result
-
-
-def _aligned(observed: Sequence[SurveyItem], questions: Sequence[Question]) -> list[SurveyItem]:
-    """Observed answers to a questionnaire's questions under the questionnaire's survey name
-    (the two files name their survey after themselves); other observations as they are."""
-    survey_of = {q.question_id: q.survey for q in questions}
-    asked = {(q.survey, q.question_id) for q in questions}
-    return [i.replace(survey=survey_of[i.question_id])
-            if i.question_id in survey_of and (i.survey, i.question_id) not in asked else i
-            for i in observed]

@@ -172,6 +172,17 @@ def is_calibration_record(meta: AdapterMeta) -> bool:
     return meta.raw.get("kind") == CALIBRATION_KIND
 
 
+def check_calibration_record(path: str | os.PathLike, meta: AdapterMeta, *, model: str,
+                             elicit: str) -> None:
+    """Refuse a calibration record fitted for another model or elicitation (one line)."""
+    if meta.base_model not in (None, model):
+        raise ModelError(f"{path} calibrates {meta.base_model!r}, not {model!r}; pass "
+                         f"--model {meta.base_model}")
+    fitted = meta.raw.get("elicit", "logprobs")
+    if fitted != elicit:
+        raise ModelError(f"{path} was fitted on --elicit {fitted}, not {elicit}")
+
+
 def save_calibration_record(path: Path, meta: dict[str, Any], prior: Prior | None) -> None:
     """Write a calibration record (``surveytune.json`` with ``kind: calibration``, and the
     prior's file), atomically."""

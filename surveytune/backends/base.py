@@ -77,10 +77,28 @@ class Backend(Protocol):
         """The most prompt tokens the model takes, or None when unknown."""
         ...
 
+    # Optional, for --elicit verbalized|sampling (surveytune.backends.elicitation):
+    # ``generate(conversations, *, samples, temperature, seed, max_tokens, schemas,
+    # progress, desc) -> list[list[Generated]]``, ``samples`` answers per conversation
+    # (answer j with seed ``seed + j``), each constrained to its JSON schema where the
+    # engine can. A backend that scores from conversations rather than the rendered
+    # prompts sets ``uses_conversations = True`` and takes ``score(..., conversations=)``.
+
     def trainable(self) -> Trainable:
         """The handle training works on; a backend that only scores raises
         :class:`ModelError` (:class:`ScoringOnly`)."""
         ...
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated answer: its text (None when the server gave none), the refusal a
+    server reported instead (OpenAI's ``message.refusal``), and how it was asked for
+    (``completions``, ``chat-prefill``, ``chat-instruction``, ``chat``, ``hf``)."""
+
+    text: str | None
+    refusal: str | None = None
+    elicitation: str = ""
 
 
 class ScoringOnly:

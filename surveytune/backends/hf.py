@@ -88,6 +88,19 @@ class HFBackend:
                                self.tokenizer.pad_token_id, batch_size=self.batch_size,
                                progress=progress, desc=desc, log_priors=log_priors)
 
+    def generate(self, conversations: Sequence[Any], *, samples: int = 1,
+                 temperature: float = 0.0, seed: int = 0, max_tokens: int = 16,
+                 schemas: Sequence[dict | None] | None = None, chat: bool = True,
+                 progress: bool = True, desc: str = "generating") -> list[list[Any]]:
+        """Answers generated locally (:mod:`surveytune.backends.generation`); ``schemas``
+        constrain nothing here (the answers are parsed strictly)."""
+        from surveytune.backends.generation import generate_local
+
+        del schemas
+        return generate_local(self.model, self.tokenizer, conversations, chat=chat,
+                              samples=samples, temperature=temperature, seed=seed,
+                              max_tokens=max_tokens, progress=progress, desc=desc)
+
     def context_length(self) -> int | None:
         return context_length(self.model, self.tokenizer)
 

@@ -20,7 +20,11 @@ The API key comes from ``$SURVEYTUNE_API_KEY``, else ``$OPENAI_API_KEY``; it is 
 bearer token only when one is set (a local server that checks none needs nothing) and never
 printed. A server that answers 401 or 403 is refused naming the variables to set. Requests run
 in ``concurrency`` threads, each retried ``retries`` times with exponential backoff on
-connection errors, timeouts, 429 and 5xx answers.
+connection errors, timeouts, 429 and 5xx answers (waiting a 429's ``Retry-After`` seconds when
+it gives them, at most 30).
+
+``endpoint="chat"`` scores on the chat endpoint instead, and generations (``--elicit
+verbalized|sampling``) go to either: :mod:`surveytune.backends.openai_chat`.
 """
 
 from __future__ import annotations
@@ -39,15 +43,19 @@ from urllib.parse import urlparse
 import numpy as np
 from tqdm.auto import tqdm
 
-from surveytune.backends.base import BackendOptions, ScoringOnly, apply_log_prior
+from surveytune.backends import openai_chat
+from surveytune.backends.base import BackendOptions, Generated, ScoringOnly, apply_log_prior
 from surveytune.backends.errors import ModelError
 from surveytune.backends.models import load_tokenizer
 from surveytune.backends.scoring import Prediction, letter_token_ids
 from surveytune.data.items import LETTERS
 from surveytune.methods import params
+from surveytune.methods.elicit import Conversation, letter_variants
 
 API_KEY_VARIABLES = ("SURVEYTUNE_API_KEY", "OPENAI_API_KEY")
 MISSING = ("floor", "error")
+ENDPOINTS = ("completions", "chat")
+RETRY_AFTER_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,12 @@ class OpenAIOptions(BackendOptions):
     """``base_url`` (default ``$SURVEYTUNE_BASE_URL``) ends in ``/v1``; ``tokenizer`` (a HF
     name or path; default the model) renders the prompts locally; ``top_logprobs`` per
     prompt; ``concurrency`` requests in flight, each with ``timeout`` seconds and ``retries``;
-    ``missing_letters``: floor or error for letters absent from the top logprobs."""
+    ``missing_letters``: floor or error for letters absent from the top logprobs;
+    ``endpoint``: completions or chat (:mod:`surveytune.backends.openai_chat`); ``prefill``:
+    auto (probe whether the chat endpoint continues the answer prefix), on or off;
+    ``structured_output``: auto, json_schema, json_object or none for verbalized answers;
+    ``sampler_extras``: also send ``top_k=0, min_p=0`` when sampling (vLLM and llama.cpp
+    otherwise cut the distribution's tail; OpenAI's own API refuses the fields)."""
 
     base_url: str | None = None
     tokenizer: str | None = None
@@ -65,13 +78,21 @@ class OpenAIOptions(BackendOptions):
     retries: int = 3
     missing_letters: str = "floor"
     trust_remote_code: bool = False
+    endpoint: str = "completions"
+    prefill: str = "auto"
+    structured_output: str = "auto"
+    sampler_extras: bool = True
 
     CONSTRAINTS = {"top_logprobs": params.Interval(1, integer=True),
                    "concurrency": params.Interval(1, integer=True),
                    "timeout": params.Interval(0, closed="neither"),
                    "retries": params.Interval(0, integer=True),
                    "missing_letters": params.Options(MISSING),
-                   "trust_remote_code": params.Options((False, True))}
+                   "trust_remote_code": params.Options((False, True)),
+                   "endpoint": params.Options(ENDPOINTS),
+                   "prefill": params.Options(openai_chat.PREFILL),
+                   "structured_output": params.Options(openai_chat.STRUCTURED),
+                   "sampler_extras": params.Options((False, True))}
 
 
 Options = OpenAIOptions  # the name the registry looks up (surveytune.backends.base)
@@ -138,7 +159,7 @@ def letter_probabilities(top: dict[str, float], k: int, *, missing: str = "floor
 
 @dataclass
 class OpenAIBackend(ScoringOnly):
-    """Scores prompts on an OpenAI-compatible server through its completions endpoint."""
+    """Scores prompts on an OpenAI-compatible server (completions or chat endpoint)."""
 
     model_name: str
     base_url: str
@@ -149,10 +170,26 @@ class OpenAIBackend(ScoringOnly):
     timeout: float = 60.0
     retries: int = 3
     missing: str = "floor"
+    endpoint: str = "completions"
+    prefill: str = "auto"
+    structured: str = "auto"
+    sampler_extras: bool = True
     name: str = "openai"
+    uses_conversations: bool = True
 
     def __post_init__(self) -> None:
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._continues: bool | None = None
+        self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+
+    def _count(self, answer: dict) -> None:
+        usage = answer.get("usage") if isinstance(answer, dict) else None
+        with self._lock:
+            self.usage["requests"] += 1
+            for key in ("prompt_tokens", "completion_tokens"):
+                value = usage.get(key) if isinstance(usage, dict) else None
+                self.usage[key] += value if isinstance(value, int) else 0
 
     def _session(self) -> Any:
         import requests
@@ -172,9 +209,11 @@ class OpenAIBackend(ScoringOnly):
         attempts = 1 + (self.retries if retries is None else retries)
         url = f"{self.base_url}{path}"
         problem = ""
+        wait = 0.0
         for attempt in range(attempts):
             if attempt:
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+                time.sleep(wait or min(0.5 * 2 ** (attempt - 1), 8.0))
+            wait = 0.0
             try:
                 answer = self._session().request(method, url, json=payload,
                                                  timeout=self.timeout)
@@ -186,6 +225,7 @@ class OpenAIBackend(ScoringOnly):
                 continue
             if answer.status_code == 429 or answer.status_code >= 500:
                 problem = f"HTTP {answer.status_code}: {_message(answer)}"
+                wait = _retry_after(answer)
                 continue
             if answer.status_code in (401, 403):
                 sent = "the key in" if self.key else "no key; set"
@@ -196,7 +236,9 @@ class OpenAIBackend(ScoringOnly):
                 raise ModelError(f"the server at {self.base_url} refused {method} {path}: "
                                  f"HTTP {answer.status_code}: {_message(answer)}")
             try:
-                return answer.json()
+                body = answer.json()
+                self._count(body)
+                return body
             except ValueError:
                 raise ModelError(f"the server at {self.base_url} answered {path} with "
                                  "something other than JSON; is --base-url right (it usually "
@@ -227,28 +269,63 @@ class OpenAIBackend(ScoringOnly):
         values, observed, floored = letter_probabilities(dict(top), k, missing=self.missing)
         return Prediction(apply_log_prior(values, log_prior), observed), floored
 
-    def score(self, prompts: Sequence[str], n_options: Sequence[int], *, chat: bool,
-              log_priors: Sequence[Sequence[float]] | None = None, progress: bool = True,
-              desc: str = "scoring") -> list[Prediction]:
-        del chat  # the rendered text carries its special tokens; the server parses them
-        if len(prompts) != len(n_options):
-            raise ValueError("one option count per prompt is needed")
-        if log_priors is not None and len(log_priors) != len(prompts):
-            raise ValueError("one log prior per prompt is needed")
-        priors = log_priors if log_priors is not None else [None] * len(prompts)
+    def _one_chat(self, conv: Conversation, log_prior: Sequence[float] | None
+                  ) -> tuple[Prediction, int]:
+        prefill = self.continues()
+        body = openai_chat.chat_body(self.model_name, openai_chat.messages(conv, prefill=prefill),
+                                     max_tokens=1, logprobs=True, top_logprobs=self.top_logprobs,
+                                     temperature=0.0)
+        answer = self.request("POST", "/chat/completions", body)
+        top = letter_variants(openai_chat.first_top_logprobs(answer))
+        values, observed, floored = letter_probabilities(top, conv.n_options,
+                                                         missing=self.missing)
+        how = "chat-prefill" if prefill else "chat-instruction"
+        return Prediction(apply_log_prior(values, log_prior), observed, elicitation=how), floored
+
+    def continues(self) -> bool:
+        """Whether the chat endpoint continues the answer prefix (probed once, or set by
+        ``prefill=on|off``)."""
+        if self._continues is None:
+            self._continues = (self.prefill == "on" if self.prefill != "auto"
+                               else openai_chat.continues_prefix(self))
+        return self._continues
+
+    def _run(self, jobs: Sequence[tuple[Any, ...]], call: Any, progress: bool,
+             desc: str) -> list[Any]:
+        """``call(*job)`` for every job in ``concurrency`` threads, in order; the first
+        error ends the run."""
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool, \
-                tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress,
+                tqdm(total=len(jobs), desc=desc, unit="item", disable=not progress,
                      leave=False) as bar:
-            futures = [pool.submit(self._one, p, k, prior)
-                       for p, k, prior in zip(prompts, n_options, priors)]
+            futures = [pool.submit(call, *job) for job in jobs]
             results = []
             try:
                 for future in futures:
                     results.append(future.result())
                     bar.update(1)
             except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)  # the first error ends the run
+                pool.shutdown(wait=True, cancel_futures=True)
                 raise
+        return results
+
+    def score(self, prompts: Sequence[str], n_options: Sequence[int], *, chat: bool,
+              log_priors: Sequence[Sequence[float]] | None = None, progress: bool = True,
+              desc: str = "scoring", conversations: Sequence[Conversation] | None = None
+              ) -> list[Prediction]:
+        del chat  # the rendered text carries its special tokens; the server parses them
+        if len(prompts) != len(n_options):
+            raise ValueError("one option count per prompt is needed")
+        if log_priors is not None and len(log_priors) != len(prompts):
+            raise ValueError("one log prior per prompt is needed")
+        priors = log_priors if log_priors is not None else [None] * len(prompts)
+        if self.endpoint == "chat":
+            if conversations is None or len(conversations) != len(prompts):
+                raise ValueError("the chat endpoint needs one conversation per prompt")
+            results = self._run(list(zip(conversations, priors)), self._one_chat, progress,
+                                desc)
+        else:
+            results = self._run(list(zip(prompts, n_options, priors)), self._one, progress,
+                                desc)
         floored = sum(1 for _, n in results if n)
         if floored:
             warnings.warn(f"{floored} of {len(prompts)} items had option letters outside the "
@@ -257,8 +334,48 @@ class OpenAIBackend(ScoringOnly):
                           MissingLettersWarning, stacklevel=2)
         return [prediction for prediction, _ in results]
 
+    def sampler_fields(self, temperature: float) -> dict[str, Any]:
+        """Fields that make a sampled answer follow the whole distribution."""
+        if temperature <= 0:
+            return {}
+        return {"top_p": 1.0, **({"top_k": 0, "min_p": 0.0} if self.sampler_extras else {})}
+
+    def _generate_one(self, conv: Conversation, samples: int, temperature: float, seed: int,
+                      max_tokens: int, schema: dict | None) -> list[Generated]:
+        if self.endpoint == "completions":
+            if schema is not None:
+                raise ModelError("--elicit verbalized needs --endpoint chat (structured "
+                                 "output is a chat request)")
+            return [openai_chat.generate_completion(self, conv, temperature=temperature,
+                                                    seed=seed + j, max_tokens=max_tokens)
+                    for j in range(samples)]
+        prefill = bool(conv.prefix) and self.continues()
+        return [openai_chat.generate_chat(self, conv, prefill=prefill, temperature=temperature,
+                                          seed=seed + j, max_tokens=max_tokens, schema=schema)
+                for j in range(samples)]
+
+    def generate(self, conversations: Sequence[Conversation], *, samples: int = 1,
+                 temperature: float = 0.0, seed: int = 0, max_tokens: int = 16,
+                 schemas: Sequence[dict | None] | None = None, chat: bool = True,
+                 progress: bool = True, desc: str = "generating") -> list[list[Generated]]:
+        """``samples`` answers per conversation (answer j with seed ``seed + j``); ``chat``
+        is carried by the rendered prompt and the endpoint."""
+        del chat
+        schemas = schemas if schemas is not None else [None] * len(conversations)
+        jobs = [(c, samples, temperature, seed, max_tokens, s)
+                for c, s in zip(conversations, schemas)]
+        return self._run(jobs, self._generate_one, progress, desc)
+
     def context_length(self) -> int | None:
         return None  # the server refuses a prompt that is too long (one ModelError line)
+
+
+def _retry_after(answer: Any) -> float:
+    """A 429's Retry-After in seconds (0: none given or not a number), at most 30."""
+    try:
+        return min(max(float(answer.headers.get("Retry-After", 0)), 0.0), RETRY_AFTER_MAX_S)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _message(answer: Any) -> str:
@@ -288,6 +405,9 @@ def load(model: str, options: OpenAIOptions) -> OpenAIBackend:
     letter_token_ids(local)  # refuse a tokenizer whose letters are not single tokens
     backend = OpenAIBackend(model, base, local, key, top_logprobs=options.top_logprobs,
                             concurrency=options.concurrency, timeout=options.timeout,
-                            retries=options.retries, missing=options.missing_letters)
+                            retries=options.retries, missing=options.missing_letters,
+                            endpoint=options.endpoint, prefill=options.prefill,
+                            structured=options.structured_output,
+                            sampler_extras=options.sampler_extras)
     backend.check_server()
     return backend

@@ -37,6 +37,13 @@ class Prediction:
     # The model's own distribution before a calibration combined it with a prior (None when
     # none did): what re-anchoring on another prior starts from (surveytune.methods.observed).
     model: np.ndarray | None = None
+    # How it was elicited when not the plain first-token logprobs (e.g. "chat-prefill",
+    # "chat-instruction", "verbalized", "sampling-completions"); None: the default.
+    elicitation: str | None = None
+    # Why no distribution could be read (the answer was unparsable or refused); the
+    # distribution is then NaN and the item is left out of the scores (surveytune.methods.elicit).
+    failure: str | None = None
+    mc_se: float | None = None  # the Monte-Carlo standard error of a sampled distribution
 
 
 def letter_token_ids(tokenizer: Any, n_letters: int = len(LETTERS),

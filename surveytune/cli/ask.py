@@ -16,13 +16,18 @@ from surveytune.cli.options import (
     AllowUnknownOpt,
     BackendChoice,
     ChatOpt,
+    ElicitOpt,
     JsonFlag,
     ModelOpt,
     OrderAverageOpt,
+    ParseFailureOpt,
     PromptOpt,
+    SamplesOpt,
+    SeedOpt,
     TemplateOpt,
     check_out_file,
     check_prompts,
+    elicitation_flags,
     load_simulator,
     load_template,
     with_backend_flags,
@@ -139,6 +144,8 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
             prompt: PromptOpt = None, order_average: OrderAverageOpt = False,
             show_prompt: ShowPromptOpt = False,
             allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
+            elicit: ElicitOpt = "logprobs", samples: SamplesOpt = None,
+            on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0,
             *, backend: BackendChoice):
     """Predict the share of each population choosing each option of each question."""
     from surveytune.data.loaders import load_items
@@ -156,7 +163,8 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
             raise DataError(f"write the table as {', '.join(TABLE_FORMATS)}", file="--out")
         check_out_file(out)
     sim = load_simulator(model, adapter, chat, load_template(template), 8, order_average,
-                         backend, prompt)
+                         backend, prompt,
+                         elicitation_flags(elicit, samples, on_parse_failure, seed))
     items = items_for(asked, [(p.name, p.kind) for p in people])
     check_prompts(sim, items)
     if show_prompt:
@@ -180,6 +188,43 @@ def predict(question: Annotated[Optional[str], typer.Option(help="The question t
     _warn_doubts(doubts_in_table(frame[frame["method"] == sim.label]), sim)
 
 
+def _observed_note(seen, splits) -> None:
+    if seen:
+        cells = {(i.survey, i.question_id, i.population) for i in seen}
+        skipped = sum((i.survey, i.question_id, i.population) in cells
+                      for items in splits.values() for i in items)
+        print(f"--observed: {len(seen)} observed cells; {skipped} items of --data are among "
+              "them and are not scored", file=sys.stderr)
+
+
+def _calibration_record(sim, adapter: Path | None) -> dict | None:
+    """metrics.json's calibration: the one the adapter or calibration record holds."""
+    if sim.calibration is None:
+        return None
+    return {"source": str(adapter), "calibration": sim.calibration.to_dict(),
+            "prior": None if sim.prior is None else sim.prior.name,
+            "backend": sim.backend.name, "model": sim.model_name, "elicit": sim.elicit}
+
+
+def _check_split_names(data: list[Path]) -> None:
+    """Each --data file names its split: two files with one stem are refused."""
+    seen: dict[str, Path] = {}
+    for path in data:
+        if path.stem in seen:
+            raise DataError(f"split name {path.stem!r} also comes from {seen[path.stem]}; "
+                            "rename one file", file=path, field="--data")
+        seen[path.stem] = path
+
+
+def _elicitation(sim, table) -> dict:
+    """metrics.json's record of how the distributions were asked for, and per split the
+    answers that could not be read (left out of the scores) with their share."""
+    return {"mode": sim.elicit, "samples": sim.samples, "seed": sim.seed,
+            "on_parse_failure": sim.on_parse_failure,
+            "endpoint": getattr(sim.backend, "endpoint", None),
+            "failures": table.attrs.get("failures", {})}
+
+
 @with_backend_flags
 def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey file(s); each "
              "file is one split named after the file.")],
@@ -197,14 +242,17 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
              prompt: PromptOpt = None, batch_size: int = 8, order_average: OrderAverageOpt = False,
              show_prompt: ShowPromptOpt = False,
              allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
-             *, backend: BackendChoice):
+             elicit: ElicitOpt = "logprobs", samples: SamplesOpt = None,
+             on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0, *,
+             backend: BackendChoice):
     """Score a model on survey files beside the baselines, with paired 95% intervals.
 
     The model is zero-shot, or fine-tuned with --adapter. Each baseline's row holds the
     model's difference to it and its interval, resampling whole questions.
 
     With --backend openai, --adapter names the folder whose record (chat, template, prior)
-    applies to the adapter the server serves as --model."""
+    applies to the adapter the server serves as --model. --adapter also takes a calibration
+    record from `surveytune calibrate` (a model as it is, on any backend)."""
     from surveytune.data import runfolder
     from surveytune.data.loaders import load_items
     from surveytune.data.records import read_predictions
@@ -212,26 +260,17 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
     from surveytune.report.tables import scorecard_table
 
     _flag("--batch-size", batch_size, minimum=1)
-    seen: dict[str, Path] = {}
-    for path in data:
-        if path.stem in seen:
-            raise DataError(f"split name {path.stem!r} also comes from {seen[path.stem]}; "
-                            "rename one file", file=path, field="--data")
-        seen[path.stem] = path
+    _check_split_names(data)
     splits = {path.stem: load_items(path, allow_unknown_populations=allow_unknown_populations)
               for path in data}  # fail on bad data before loading
     past, seen = (None if path is None else load_items(
         path, allow_unknown_populations=allow_unknown_populations)
         for path in (reference, observed))
-    if seen:
-        cells = {(i.survey, i.question_id, i.population) for i in seen}
-        skipped = sum((i.survey, i.question_id, i.population) in cells
-                      for items in splits.values() for i in items)
-        print(f"--observed: {len(seen)} observed cells; {skipped} items of --data are among "
-              "them and are not scored", file=sys.stderr)
+    _observed_note(seen, splits)
     runfolder.check(out, "evaluate")
-    sim = load_simulator(model, adapter, chat, load_template(template), batch_size,
-                         order_average, backend, prompt)
+    how = elicitation_flags(elicit, samples, on_parse_failure, seed)
+    sim = load_simulator(model, adapter, chat, load_template(template), batch_size, order_average,
+                         backend, prompt, how)
     check_prompts(sim, *splits.values())
     if show_prompt:
         for items in splits.values():
@@ -247,7 +286,9 @@ def evaluate(data: Annotated[list[Path], typer.Option("--data", help="Survey fil
                    "dtype": backend.options.get("dtype", "auto"), "chat": sim.chat,
                    "backend": backend.name, "prompt": sim.prompt,
                    "order_average": order_average,
-                   "prior": None if sim.prior is None else sim.prior.name}
+                   "prior": None if sim.prior is None else sim.prior.name,
+                   "elicitation": _elicitation(sim, table)}
+        payload["calibration"] = _calibration_record(sim, adapter)
         write_json(out / "metrics.json", payload)
     if as_json:
         typer.echo(json.dumps(payload))

@@ -19,13 +19,18 @@ from surveytune.cli.options import (
     AllowUnknownOpt,
     BackendChoice,
     ChatOpt,
+    ElicitOpt,
     JsonFlag,
     ModelOpt,
     OrderAverageOpt,
+    ParseFailureOpt,
     PromptOpt,
+    SamplesOpt,
+    SeedOpt,
     TemplateOpt,
     carved_valid,
     check_prompts,
+    elicitation_flags,
     load_simulator,
     load_template,
     with_backend_flags,
@@ -63,6 +68,8 @@ def calibrate(train: Annotated[Path, typer.Option("--train", help="Training surv
               template: TemplateOpt = None, prompt: PromptOpt = None, batch_size: int = 8,
               order_average: OrderAverageOpt = False,
               allow_unknown_populations: AllowUnknownOpt = False, as_json: JsonFlag = False,
+              elicit: ElicitOpt = "logprobs", samples: SamplesOpt = None,
+              on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0,
               *, backend: BackendChoice):
     """Fit a prior and a calibration for a model as it is, on any backend."""
     from surveytune.data.loaders import load_items
@@ -78,12 +85,14 @@ def calibrate(train: Annotated[Path, typer.Option("--train", help="Training surv
         train_items, valid_items = carved_valid(train_items, 0)
     _check_out(out)
     sim = load_simulator(model, None, chat, load_template(template), batch_size,
-                         order_average, backend, prompt)
+                         order_average, backend, prompt,
+                         elicitation_flags(elicit, samples, on_parse_failure, seed))
     check_prompts(sim, valid_items)
     calibration = sim.calibrate(train_items, valid_items, out, prior=prior)
-    calibrated = sim.predict(valid_items, desc="scoring valid, calibrated")
-    score = float(metrics_table(valid_items, [p.distribution for p in calibrated])["1-jsd"]
-                  .mean())
+    calibrated = [(i, p) for i, p in zip(valid_items, sim.predict(
+        valid_items, desc="scoring valid, calibrated")) if p.failure is None]
+    score = float(metrics_table([i for i, _ in calibrated],
+                                [p.distribution for _, p in calibrated])["1-jsd"].mean())
     summary = {"out": str(out), "prior": prior, **calibration.to_dict(),
                "valid_items": len(valid_items), "valid_1-jsd_calibrated": score}
     if as_json:

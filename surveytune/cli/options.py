@@ -44,6 +44,10 @@ ConcurrencyOpt = Annotated[Optional[int], typer.Option(
 MissingOpt = Annotated[Optional[str], typer.Option(
     "--missing-letters", help="openai backend: floor (default; warns) or error for letters "
                               "absent from the top logprobs.")]
+EndpointOpt = Annotated[Optional[str], typer.Option(
+    help="openai backend: completions (default; the prompt rendered here) or chat (the "
+         "question as the user turn, the answer prefix continued where the server does, "
+         "else an instruction to answer with the letter; docs/backends.md).")]
 DtypeOpt = Annotated[Optional[str], typer.Option(
     help="hf backend: auto (default: bfloat16 on a GPU, float32 on the CPU), float32 (exact) "
          "or bfloat16 (faster, shifts probabilities by up to ~0.1).")]
@@ -71,6 +75,7 @@ BACKEND_FLAGS: dict[str, tuple[Any, Any]] = {
     "load_in_4bit": (Load4Opt, False), "base_url": (BaseUrlOpt, None),
     "tokenizer": (TokenizerOpt, None), "top_logprobs": (TopLogprobsOpt, None),
     "concurrency": (ConcurrencyOpt, None), "missing_letters": (MissingOpt, None),
+    "endpoint": (EndpointOpt, None),
 }
 """Parameter -> (annotation, default) of the flags every scoring command takes; a flag that
 is not given is None (False for a switch) and leaves the backend's own default."""
@@ -158,7 +163,8 @@ def load_template(path: Path | None):
 
 def load_simulator(model: str, adapter: Path | None, chat: bool | None, template,
                    batch_size: int, order_average: bool = False,
-                   backend: BackendChoice | None = None, prompt: str | None = None):
+                   backend: BackendChoice | None = None, prompt: str | None = None,
+                   elicitation: dict[str, Any] | None = None):
     from transformers.utils import logging as hf_logging
 
     from surveytune.backends.errors import ModelError
@@ -169,7 +175,8 @@ def load_simulator(model: str, adapter: Path | None, chat: bool | None, template
     try:
         return Simulator.load(model, adapter=adapter, chat=chat, batch_size=batch_size,
                               template=template, order_average=order_average,
-                              backend=backend.name, prompt=prompt, **backend.options)
+                              backend=backend.name, prompt=prompt, **(elicitation or {}),
+                              **backend.options)
     except ModelError as exc:
         if str(exc).startswith("cannot load model"):
             raise ModelError(f"--model: {exc}") from None
@@ -198,10 +205,29 @@ OrderAverageOpt = Annotated[bool, typer.Option(
                             "order (twice the work; removes the letter-position bias).")]
 TemplateOpt = Annotated[Optional[Path], typer.Option(help="JSON prompt template to use instead "
                                                           "of the paper's.")]
+ElicitOpt = Annotated[str, typer.Option(
+    help="How the distribution is asked for: logprobs (the letters' next-token "
+         "probabilities), verbalized (the model writes each option's share as JSON; on the "
+         "openai backend needs --endpoint chat) or sampling (--samples answers at temperature "
+         "1, letters counted).")]
+SamplesOpt = Annotated[Optional[int], typer.Option(
+    help="--elicit sampling: answers per item (default 20).")]
+ParseFailureOpt = Annotated[str, typer.Option(
+    "--on-parse-failure", help="--elicit verbalized|sampling: error (stop, naming the item) "
+                               "or skip (leave the item out and count it in metrics.json).")]
+SeedOpt = Annotated[int, typer.Option(
+    help="--elicit verbalized|sampling: the seed of the first answer (answer j: seed + j).")]
 AllowUnknownOpt = Annotated[bool, typer.Option(
     "--allow-unknown-populations", help="Simulate populations that are neither a country "
                                         "country_converter knows nor a GSS subgroup "
                                         "'ATTRIBUTE: group', as written (with a warning).")]
+
+
+def elicitation_flags(elicit: str, samples: int | None, on_parse_failure: str,
+                      seed: int) -> dict[str, Any]:
+    """The simulator's elicitation settings from their flags (checked by the simulator)."""
+    return {"elicit": elicit, "samples": samples, "on_parse_failure": on_parse_failure,
+            "seed": seed}
 
 
 def write_json(path: Path, payload: dict) -> None:

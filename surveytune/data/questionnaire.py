@@ -199,3 +199,14 @@ def write_table(frame: Any, path: PathLike) -> None:
     else:
         raise DataError(f"the table is written as {', '.join(TABLE_FORMATS)}; not "
                         f"{suffix or 'no extension'!r}", file=path)
+
+
+def aligned_observations(observed: Sequence[SurveyItem], questions: Sequence[Question]
+                         ) -> list[SurveyItem]:
+    """Observed answers to a questionnaire's questions under the questionnaire's survey name
+    (the two files name their survey after themselves); other observations as they are."""
+    survey_of = {q.question_id: q.survey for q in questions}
+    asked = {(q.survey, q.question_id) for q in questions}
+    return [i.replace(survey=survey_of[i.question_id])
+            if i.question_id in survey_of and (i.survey, i.question_id) not in asked else i
+            for i in observed]

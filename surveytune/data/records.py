@@ -294,7 +294,7 @@ class RunInfo:
 
 # --- predictions ---------------------------------------------------------------------------
 
-OPTIONAL_RECORD_FIELDS = ("scale_positions", "model")
+OPTIONAL_RECORD_FIELDS = ("scale_positions", "model", "elicitation")
 """Fields of a prediction record that are left out of its line when they are None."""
 
 
@@ -320,6 +320,9 @@ class PredictionRecord:
     # The model's own distribution before its calibration combined it with the prior (written
     # only by a calibrated model): re-anchoring on another prior starts from it.
     model: list[float] | None = None
+    # How the distribution was elicited when not plain first-token logprobs ("chat-prefill",
+    # "chat-instruction", "verbalized", "sampling-completions", ...); absent on disk if None.
+    elicitation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         raw = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -46,12 +46,22 @@ def order_consistency(as_given: Sequence[Sequence[float]],
 
 
 def order_averaged(as_given: Sequence[Sequence[float]],
-                   reversed_back: Sequence[Sequence[float]]) -> list[np.ndarray]:
+                   reversed_back: Sequence[Sequence[float]], *,
+                   mean: str = "geometric") -> list[np.ndarray]:
     """The normalised geometric mean of each prediction and its reversed twin's (mapped back):
-    a prediction that no longer depends on which end of the list an option sits at."""
+    a prediction that no longer depends on which end of the list an option sits at. ``mean=
+    "arithmetic"``: their plain mean, for verbalized and sampled distributions, whose zeros
+    (an option no sample named) a geometric mean would carry into the average (for samples it
+    pools the answers of both orders)."""
+    if mean not in ("geometric", "arithmetic"):
+        raise ValueError(f"mean must be geometric or arithmetic, got {mean!r}")
     out = []
     for p, q in zip(as_given, reversed_back):
+        if mean == "arithmetic":
+            both = 0.5 * (np.asarray(p, dtype=float) + np.asarray(q, dtype=float))
+            out.append(both / both.sum())
+            continue
         log_mean = 0.5 * (np.log(np.clip(p, 1e-12, None)) + np.log(np.clip(q, 1e-12, None)))
-        mean = np.exp(log_mean - log_mean.max())
-        out.append(mean / mean.sum())
+        geometric = np.exp(log_mean - log_mean.max())
+        out.append(geometric / geometric.sum())
     return out
