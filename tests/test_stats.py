@@ -69,3 +69,12 @@ def test_compare_to_pairs_each_other_method_with_the_items_questions():
     assert found["uniform"].n_items == 6 and found["uniform"].n_clusters == 3
     assert GOAL_VERDICTS[found["uniform"].verdict()] == "met"
     assert GOAL_VERDICTS[found["same"].verdict()] == "tied" and found["same"].mean == 0
+
+
+def test_a_difference_of_rounding_only_is_a_tie():
+    scores = [0.7, 0.8, 0.9, 0.6]
+    noisy = [s - 1e-13 for s in scores]  # the same prediction computed two ways
+    interval = paired_bootstrap(scores, noisy, ["q1", "q1", "q2", "q2"])
+    assert interval.low > 0 and interval.verdict() == "tied"
+    assert paired_bootstrap([s + 0.01 for s in scores], scores,
+                            ["q1", "q1", "q2", "q2"]).verdict() == "above"

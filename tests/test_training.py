@@ -110,7 +110,8 @@ def test_losses_ignore_padded_options():
     expected = (0.7 * math.log(0.7 / 0.6) + 0.3 * math.log(0.3 / 0.4) + 0.0) / 2
     assert kl == pytest.approx(expected)
     # emd row 1: |0.7-0.6| / (2-1) = 0.1; row 2 identical -> 0.
-    assert float(emd_loss(human, log_pred)) == pytest.approx(0.05)
+    assert float(emd_loss(human, log_pred)) == pytest.approx(0.05, rel=1e-5)  # float32 exp
+    # of log(0.6): AVX512 kernels round it differently from AVX2 ones
     assert float(ce_loss(human, log_pred)) == pytest.approx(
         (-math.log(0.6) - math.log(0.5)) / 2)
     js = float(js_loss(human, log_pred))

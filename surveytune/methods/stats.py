@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+SAME = 1e-9
+"""Differences this small are the same prediction written two ways (floating-point noise)."""
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -28,10 +31,11 @@ class Interval:
     n_clusters: int
 
     def verdict(self) -> str:
-        """``above`` when the whole interval is above 0, ``below`` when below, else ``tied``."""
-        if self.low > 0:
+        """``above`` when the whole interval is above 0, ``below`` when below, else ``tied``
+        (also two predictions that differ by rounding only: within :data:`SAME`)."""
+        if self.low > SAME:
             return "above"
-        if self.high < 0:
+        if self.high < -SAME:
             return "below"
         return "tied"
 
