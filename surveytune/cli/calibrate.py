@@ -111,3 +111,19 @@ def calibrate(train: Annotated[Path, typer.Option("--train", help="Training surv
               "plain anchoring (scale 1); a --valid with items of the training questions for "
               "other populations fits the 'seen' group", file=sys.stderr)
     typer.echo(f"wrote {out}; predict or evaluate with --adapter {out}")
+
+
+def prefill_template(out: Annotated[Path, typer.Option(help="Where to write the server's "
+                                                         "tokenizer_config.json.")],
+                     model: ModelOpt = "smollm2-135m-instruct"):
+    """Write the chat template that lets llama.cpp's Python server continue the answer
+    prefix on its chat endpoint (--endpoint chat agrees with completions then)."""
+    from surveytune.backends.models import load_tokenizer
+    from surveytune.backends.openai_chat import write_prefill_config
+
+    if out.is_dir():
+        raise DataError(f"{out} is a folder, not a file", file="--out")
+    write_prefill_config(load_tokenizer(model), str(out))
+    typer.echo(f"wrote {out}; start the server with: python -m llama_cpp.server --model "
+               f"MODEL.gguf --logits_all true --chat_format hf-tokenizer-config "
+               f"--hf_tokenizer_config_path {out}")

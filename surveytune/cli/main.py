@@ -272,6 +272,7 @@ def train(train: Annotated[Path, typer.Option("--train", help="Training survey f
 
 app.command()(ask.predict)
 app.command()(calibrate.calibrate)
+app.command("prefill-template")(calibrate.prefill_template)
 
 
 @app.command()
