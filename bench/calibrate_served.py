@@ -10,7 +10,6 @@ beside ``uniform`` and ``region-mean``, with paired 95% intervals over questions
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import warnings
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from elicitation_compare import scores  # noqa: E402
+from elicitation_compare import arguments, cpu_name, scores  # noqa: E402
 from llama_server import start, stop  # noqa: E402
 
 from surveytune.backends.model_names import DEFAULT_MODEL  # noqa: E402
@@ -33,12 +32,7 @@ RUNS = (("logprobs, completions", {}), ("logprobs, chat (prefix continued)",
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=40)
-    parser.add_argument("--samples", type=int, default=20)
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     from surveytune.studies.wvs import study_splits
 
     with warnings.catch_warnings():
@@ -48,9 +42,8 @@ def main() -> None:
     step = len(valid) // args.items
     scored = [valid[i * step] for i in range(args.items)]
     fit_on = [valid[i * step + step // 2] for i in range(args.items)]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "unknown CPU")
-    print(f"calibrated on {len(fit_on)} valid items, scored on {len(scored)} others; CPU: {cpu}")
+    print(f"calibrated on {len(fit_on)} valid items, scored on {len(scored)} others; CPU: "
+          f"{cpu_name()}")
     baselines = {"uniform": scores(scored, uniform(scored)),
                  "region-mean": scores(scored, region_mean(train, scored))}
     print("\n| elicitation | calibration (unseen questions) | 1-jsd before | after | after vs "

@@ -89,16 +89,25 @@ def row(result, train) -> str:
             f"{result['seconds']:.0f} |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str) -> argparse.Namespace:
+    """The benches' flags: --items, --samples, --data-dir (default ../shared/data)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=40)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--data-dir", type=Path,
                         default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def cpu_name() -> str:
+    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                 if line.startswith("model name")), "unknown CPU")
+
+
+def main() -> None:
+    args = arguments(__doc__)
     items, train = items_of(args.data_dir, args.items)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "unknown CPU")
+    cpu = cpu_name()
     print(f"{len(items)} valid items, {args.samples} samples, llama.cpp server with 1 thread, "
           f"CPU: {cpu}")
     results = []

@@ -45,9 +45,10 @@ from surveytune.data.questionnaire import (
 from surveytune.data.records import write_predictions
 from surveytune.methods.calibration import Calibration, fit_calibration
 from surveytune.methods.elicit import check_elicitation, conversation
+from surveytune.methods.metrics import metrics_table
 from surveytune.methods.observed import ObservedPrior, SimilarPopulations
 from surveytune.methods.ordering import order_averaged, reversed_item
-from surveytune.methods.priors import Prior, calibration_groups
+from surveytune.methods.priors import Prior, calibration_groups, make_prior
 from surveytune.methods.prompts import PROMPT_STYLES, PromptTemplate, build_prompt
 from surveytune.methods.scorecard import scorecard
 from surveytune.training.recipe import TrainConfig, TrainResult, train
@@ -429,13 +430,13 @@ class Simulator:
         table.attrs["failures"] = failures  # per split: unreadable answers left out
         return table
 
-    def fit_calibration(self, valid_items: Sequence[SurveyItem], *,
-                        progress: bool = True) -> Calibration:
+    def _fit_calibration(self, valid_items: Sequence[SurveyItem], progress: bool
+                         ) -> tuple[Calibration, list[SurveyItem], list[Prediction]]:
         """Fit the temperature/prior calibration (:mod:`surveytune.methods.calibration`) on
         ``valid_items`` from this simulator's own predictions (before any prior or
         calibration), whatever its backend and elicitation (order averaging included), and
-        use it from now on. Unreadable answers are left out. Without a prior it is a
-        temperature per group."""
+        use it from now on; also the readable items and the predictions it was fit on
+        (unreadable answers are left out). Without a prior it is a temperature per group."""
         prior, self.prior, self.calibration = self.prior, None, None
         try:
             found = self.predict(valid_items, progress=progress, desc="calibrating")
@@ -444,11 +445,11 @@ class Simulator:
         pairs = [(i, p) for i, p in zip(valid_items, found) if p.failure is None]
         if not pairs:
             raise ModelError("no validation answer could be read: nothing to calibrate on")
-        items = [i for i, _ in pairs]
+        items, own = [i for i, _ in pairs], [p for _, p in pairs]
         self.calibration = fit_calibration(
-            [p.distribution for _, p in pairs], self._log_priors(items),
+            [p.distribution for p in own], self._log_priors(items),
             [i.distribution for i in items], self._groups(items))
-        return self.calibration
+        return self.calibration, items, own
 
     # -- calibration of the model as it is -------------------------------------------------------
     def calibrate(self, train_items: Sequence[SurveyItem], valid_items: Sequence[SurveyItem],
@@ -457,22 +458,23 @@ class Simulator:
         """Fit the prior (named baseline, :data:`~surveytune.methods.priors.PRIOR_NAMES`) on
         ``train_items`` and the calibration of the model's own distributions against it on
         ``valid_items`` (:mod:`surveytune.methods.calibration`), for any backend; save both as
-        a calibration record in ``out_dir`` (load it as ``adapter=``). Afterwards this
+        a calibration record in ``out_dir`` (load it as ``adapter=``; it also holds the
+        calibrated 1-jsd on the readable validation items it was fit on). Afterwards this
         simulator predicts with them. A fine-tuned model has its own calibration: refused."""
-        from surveytune.methods.priors import make_prior
-
         if self.adapter is not None:
             raise ModelError("a fine-tuned adapter carries the calibration fitted when it was "
                              "trained; calibrate the model without --adapter")
-        fitted = make_prior(prior, train_items)
-        self.prior, self.calibration = fitted, None
-        calibration = self.fit_calibration(valid_items, progress=progress)
+        self.prior = fitted = make_prior(prior, train_items)
+        calibration, items, own = self._fit_calibration(valid_items, progress)
+        calibrated = self._anchored(items, own, self._log_priors(items))  # not scored again
         meta = {"base_model": self.model_name, "backend": self.backend.name, "chat": self.chat,
                 "prompt": self.prompt, "order_average": self.order_average,
                 "elicit": self.elicit, "samples": self.samples,
                 "template": None if self.template is None else self.template.to_dict(),
                 "train_config": {"prior": prior}, "calibration": calibration.to_dict(),
-                "valid_items": len(valid_items), "train_items": len(train_items)}
+                "valid_items": len(valid_items), "train_items": len(train_items),
+                "valid_scored": len(items), "valid_1-jsd_calibrated": float(metrics_table(
+                    items, [p.distribution for p in calibrated])["1-jsd"].mean())}
         save_calibration_record(Path(out_dir), meta, fitted)
         self.calibration_record = str(out_dir)
         return calibration

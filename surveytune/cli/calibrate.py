@@ -72,8 +72,8 @@ def calibrate(train: Annotated[Path, typer.Option("--train", help="Training surv
               on_parse_failure: ParseFailureOpt = "error", seed: SeedOpt = 0,
               *, backend: BackendChoice):
     """Fit a prior and a calibration for a model as it is, on any backend."""
+    from surveytune.backends.adapters import AdapterMeta
     from surveytune.data.loaders import load_items
-    from surveytune.methods.metrics import metrics_table
 
     _flag("--batch-size", batch_size, minimum=1)
     if prior not in CALIBRATION_PRIORS:
@@ -89,10 +89,7 @@ def calibrate(train: Annotated[Path, typer.Option("--train", help="Training surv
                          elicitation_flags(elicit, samples, on_parse_failure, seed))
     check_prompts(sim, valid_items)
     calibration = sim.calibrate(train_items, valid_items, out, prior=prior)
-    calibrated = [(i, p) for i, p in zip(valid_items, sim.predict(
-        valid_items, desc="scoring valid, calibrated")) if p.failure is None]
-    score = float(metrics_table([i for i, _ in calibrated],
-                                [p.distribution for _, p in calibrated])["1-jsd"].mean())
+    score = AdapterMeta.read(out).raw["valid_1-jsd_calibrated"]
     summary = {"out": str(out), "prior": prior, **calibration.to_dict(),
                "valid_items": len(valid_items), "valid_1-jsd_calibrated": score}
     if as_json:

@@ -28,7 +28,7 @@ import numpy as np
 
 from surveytune.data.items import SurveyItem
 from surveytune.methods.metrics import one_minus_jsd
-from surveytune.methods.priors import PRIOR_FLOOR
+from surveytune.methods.priors import floored_logs
 
 __all__ = ["TEMPERATURES", "ObservedPrior", "SimilarPopulations"]
 
@@ -181,7 +181,7 @@ class ObservedPrior:
         return cls(SimilarPopulations.fit(known, seed=seed))
 
     def log_priors(self, items: Sequence[SurveyItem]) -> list[np.ndarray]:
-        return [np.log(np.clip(p, PRIOR_FLOOR, None)) for p in self.table.predict(items)]
+        return floored_logs(self.table.predict(items))
 
     def groups(self, items: Sequence[SurveyItem]) -> list[str]:
         answers = self.table.answers

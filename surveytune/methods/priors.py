@@ -30,6 +30,11 @@ PRIOR_FLOOR = 1e-4
 chose must stay reachable for the model."""
 
 
+def floored_logs(predictions: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A baseline's predictions as log priors: ``log(max(share, PRIOR_FLOOR))``."""
+    return [np.log(np.clip(p, PRIOR_FLOOR, None)) for p in predictions]
+
+
 def _prior_functions() -> dict[str, Callable[[Sequence[SurveyItem], Sequence[SurveyItem]],
                                              list[np.ndarray]]]:
     from surveytune.methods.baselines import country_mean, population_style, region_mean
@@ -58,8 +63,7 @@ class Prior:
 
     def log_priors(self, items: Sequence[SurveyItem]) -> list[np.ndarray]:
         """``log(max(prior, PRIOR_FLOOR))`` for each item, aligned with ``items``."""
-        predictions = _prior_functions()[self.name](self.train, items)
-        return [np.log(np.clip(p, PRIOR_FLOOR, None)) for p in predictions]
+        return floored_logs(_prior_functions()[self.name](self.train, items))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the prior (its name and the training rows' needed fields) as JSON."""

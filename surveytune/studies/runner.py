@@ -330,7 +330,6 @@ class Study:
         results.write(self.out)
         return results
 
-
     def _observed_rows(self, scored: Sequence[ScoredSplit],
                        calibration: dict[str, Any]) -> dict[str, list]:
         """The study's rows for k observed cells (:mod:`surveytune.studies.observed_rows`)
